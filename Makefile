@@ -1,0 +1,40 @@
+# The two commands a user needs: `make demo` and `make test`. Both create .venv through `make install`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: install demo test test-fast lint bench clean
+
+install: $(BIN)/ecgmon
+
+$(BIN)/ecgmon: pyproject.toml requirements/lock.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements/lock.txt
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	touch $@
+
+demo: install
+	$(BIN)/ecgmon demo
+
+test: install
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check ecgmon models tasks flows tests benchmarks
+	$(BIN)/ruff format --check ecgmon models tasks flows tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/score_throughput.py --rows 1000000 --database-url "sqlite:///$(CURDIR)/var/bench.db" --json
+	@if [ -n "$$ECGMON_BENCH_POSTGRES_URL" ]; then \
+	  $(BIN)/python benchmarks/score_throughput.py --rows 1000000 --database-url "$$ECGMON_BENCH_POSTGRES_URL" --json; fi
+
+clean:
+	rm -rf $(VENV) var .pytest_cache
