@@ -1,0 +1,122 @@
+"""Database engine, schema migrations and table access for the results database."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+from ecgmon.errors import ConfigurationError, SchemaError
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "sql" / "migrations"
+VIEWS_DIR = Path(__file__).resolve().parents[1] / "sql" / "views"
+TABLES = (
+    "model_versions",
+    "thresholds",
+    "scores",
+    "anomalies",
+    "rejected_records",
+    "ingest_watermarks",
+    "pipeline_runs",
+)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password masked, for logs and messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparseable database URL>"
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.close()
+
+
+@lru_cache(maxsize=8)
+def create_db_engine(url: str) -> Engine:
+    """A pooled engine for ``url``; SQLite files get WAL mode and a busy timeout."""
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as err:
+        raise ConfigurationError(f"{redact_url(url)} is not a valid database URL") from err
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = sa.create_engine(parsed, pool_pre_ping=True)
+    except (ImportError, sa.exc.NoSuchModuleError) as err:
+        raise ConfigurationError(f"no driver for database URL {redact_url(url)}: {err}") from err
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def upgrade_schema(engine: Engine, revision: str = "head") -> str:
+    """Apply migrations up to ``revision`` and (re)create the analyst views; returns the head."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    create_views(engine)
+    return current_revision(engine) or "base"
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at, or None before the first migration."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def view_files() -> list[Path]:
+    """The analyst view definitions, one ``v_*.sql`` file per view."""
+    return sorted(VIEWS_DIR.glob("v_*.sql"))
+
+
+def create_views(engine: Engine) -> list[str]:
+    """Drop and recreate every analyst view from sql/views/ (views hold no data)."""
+    names = []
+    with engine.begin() as connection:
+        for path in view_files():
+            name = path.stem
+            connection.exec_driver_sql(f"DROP VIEW IF EXISTS {name}")
+            connection.exec_driver_sql(path.read_text())
+            names.append(name)
+    return names
+
+
+def reflect_tables(engine: Engine) -> sa.MetaData:
+    """The schema as it is in the database; a clear error when migrations have not run."""
+    metadata = sa.MetaData()
+    metadata.reflect(engine, only=lambda name, _meta: name in TABLES)
+    missing = [name for name in TABLES if name not in metadata.tables]
+    if missing:
+        raise SchemaError(
+            f"the database {redact_url(str(engine.url))} has no tables {', '.join(missing)}; "
+            "run `ecgmon db upgrade` first"
+        )
+    return metadata
+
+
+@lru_cache(maxsize=8)
+def _cached_tables(engine: Engine) -> sa.MetaData:
+    return reflect_tables(engine)
+
+
+def table(engine: Engine, name: str) -> sa.Table:
+    """A reflected table by its contract name."""
+    return _cached_tables(engine).tables[name]
