@@ -36,10 +36,14 @@ class Settings(BaseSettings):
     alert_urls: SecretStr | None = Field(
         default=None, description="Apprise URLs, comma or space separated; secret."
     )
-    alert_block: str | None = Field(default=None, description="Name of a Prefect notification block.")
+    alert_block: str | None = Field(
+        default=None, description="Name of a Prefect notification block."
+    )
     anomaly_rate_bound: float = Field(default=0.5, ge=0, le=1)
     drift_bound: float = Field(default=0.25, ge=0, description="Population stability index bound.")
-    db_lookback_seconds: float = Field(default=0.0, ge=0, description="Re-read window for late rows.")
+    db_lookback_seconds: float = Field(
+        default=0.0, ge=0, description="Re-read window for late rows."
+    )
 
     @field_validator("model_store")
     @classmethod

@@ -1,0 +1,165 @@
+"""An autoencoder anomaly detector with a small life cycle: fit, calibrate, score, save, load."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from models.architectures import anomaly_score_fn, build_autoencoder, default_hyperparameters
+from models.preprocessing import MinMaxScaler
+from models.seeding import seed_everything
+from models.thresholds import Threshold, compute_threshold
+from models.training import fit_autoencoder
+
+MODEL_FILE = "model.keras"
+METADATA_FILE = "metadata.json"
+SCORE_CHUNK = 65_536
+
+
+def fingerprint(signals: np.ndarray) -> str:
+    """sha256 of the training beats (n, length) as float32, identifying the training data."""
+    data = np.ascontiguousarray(signals, dtype=np.float32)
+    digest = hashlib.sha256(str(data.shape).encode())
+    digest.update(data.tobytes())
+    return digest.hexdigest()
+
+
+def split_calibration(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (train, calibration) index split of n normal beats; calibration never trains."""
+    order = np.random.default_rng(seed + 7919).permutation(n)
+    n_cal = max(2, int(round(fraction * n)))
+    return np.sort(order[n_cal:]), np.sort(order[:n_cal])
+
+
+@dataclass
+class AutoencoderDetector:
+    """A trained autoencoder, its fitted scaler and the losses of held-out normal beats."""
+
+    architecture: str
+    hyperparameters: dict
+    input_length: int
+    scaler: MinMaxScaler
+    model: object
+    calibration_losses: np.ndarray
+    history: dict[str, list[float]] = field(default_factory=dict)
+    train_size: int = 0
+    train_fingerprint: str = ""
+    epochs: int = 0
+    seed: int = 0
+    training_seconds: float = 0.0
+    _score_fn: object = field(default=None, repr=False)
+
+    @classmethod
+    def fit(
+        cls,
+        normal_signals: np.ndarray,
+        *,
+        architecture: str,
+        epochs: int,
+        seed: int = 0,
+        hyperparameters: dict | None = None,
+        calibration_fraction: float = 0.2,
+    ) -> AutoencoderDetector:
+        """Train on normal beats (n, length); a held-out share calibrates the threshold."""
+        if len(normal_signals) < 10:
+            raise ValueError(f"need at least 10 normal beats to train, got {len(normal_signals)}")
+        started = time.perf_counter()
+        seed_everything(seed)
+        hp = default_hyperparameters(architecture) | (hyperparameters or {})
+        train_idx, cal_idx = split_calibration(len(normal_signals), calibration_fraction, seed)
+        scaler = MinMaxScaler.fit(normal_signals[train_idx])
+        length = normal_signals.shape[1]
+        model = build_autoencoder(architecture, length, hp, seed)
+        x_train = scaler.transform(normal_signals[train_idx])
+        history = fit_autoencoder(
+            model, x_train, epochs=epochs, batch_size=int(hp.get("batch_size", 512)), seed=seed
+        )
+        detector = cls(architecture, hp, length, scaler, model, np.empty(0), history)
+        detector.calibration_losses = detector.losses(normal_signals[cal_idx])
+        detector.train_size, detector.epochs, detector.seed = len(train_idx), epochs, seed
+        detector.train_fingerprint = fingerprint(normal_signals)
+        detector.training_seconds = time.perf_counter() - started
+        return detector
+
+    def reconstruct(self, signals: np.ndarray) -> np.ndarray:
+        """Reconstructions (n, length) in the scaled space of the model."""
+        x = self.scaler.transform(self._check_length(signals))
+        return np.asarray(self.model.predict(x, batch_size=4096, verbose=0))
+
+    def losses(self, signals: np.ndarray) -> np.ndarray:
+        """Per-beat anomaly score (n,) float64, through one compiled function, in chunks."""
+        x = self.scaler.transform(self._check_length(signals))
+        fn = self._compiled()
+        out = [np.asarray(fn(x[i : i + SCORE_CHUNK])) for i in range(0, len(x), SCORE_CHUNK)]
+        return np.concatenate(out).astype(np.float64) if out else np.empty(0)
+
+    def threshold(self, method: str | None = None, param: float | None = None) -> Threshold:
+        """A threshold from the held-out normal losses by a named rule."""
+        return compute_threshold(self.calibration_losses, method, param)
+
+    def _compiled(self):  # noqa: ANN202
+        if self._score_fn is None:
+            import tensorflow as tf
+
+            score = anomaly_score_fn(self.architecture)
+            model = self.model
+            spec = tf.TensorSpec([None, self.input_length], tf.float32)
+            self._score_fn = tf.function(lambda x: score(model, x), input_signature=[spec])
+        return self._score_fn
+
+    def _check_length(self, signals: np.ndarray) -> np.ndarray:
+        if signals.ndim != 2 or signals.shape[1] != self.input_length:
+            raise ValueError(
+                f"beats of shape {signals.shape} do not match the model's input length "
+                f"{self.input_length}"
+            )
+        return signals
+
+    def metadata(self) -> dict:
+        """Everything needed to rebuild scoring besides the weights (JSON-ready)."""
+        return {
+            "architecture": self.architecture,
+            "hyperparameters": self.hyperparameters,
+            "input_length": self.input_length,
+            "preprocessing": self.scaler.to_dict(),
+            "calibration_losses": [float(v) for v in self.calibration_losses],
+            "train_size": self.train_size,
+            "train_fingerprint": self.train_fingerprint,
+            "epochs": self.epochs,
+            "seed": self.seed,
+            "training_seconds": self.training_seconds,
+        }
+
+    def save(self, folder: Path) -> list[Path]:
+        """Write ``model.keras`` and ``metadata.json`` into ``folder``; returns both paths."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save(folder / MODEL_FILE)
+        (folder / METADATA_FILE).write_text(json.dumps(self.metadata(), indent=2, sort_keys=True))
+        return [folder / MODEL_FILE, folder / METADATA_FILE]
+
+    @classmethod
+    def load(cls, folder: Path) -> AutoencoderDetector:
+        """Load a saved detector; Keras safe mode, nothing unpickled."""
+        import keras
+
+        import models.architectures  # noqa: F401  (registers custom layers before loading)
+
+        meta = json.loads((folder / METADATA_FILE).read_text())
+        model = keras.saving.load_model(folder / MODEL_FILE, safe_mode=True, compile=False)
+        detector = cls(
+            meta["architecture"],
+            meta["hyperparameters"],
+            int(meta["input_length"]),
+            MinMaxScaler.from_dict(meta["preprocessing"]),
+            model,
+            np.asarray(meta["calibration_losses"], dtype=np.float64),
+        )
+        detector.train_size, detector.epochs = meta["train_size"], meta["epochs"]
+        detector.train_fingerprint, detector.seed = meta["train_fingerprint"], meta["seed"]
+        detector.training_seconds = meta.get("training_seconds", 0.0)
+        return detector

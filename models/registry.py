@@ -1,0 +1,212 @@
+"""The model registry: versions in ``model_versions``, thresholds in ``thresholds``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ecgmon.clock import utcnow
+from ecgmon.db import table
+from ecgmon.errors import ModelNotFoundError, NoChampionError
+from models.detector import AutoencoderDetector
+from models.store import artifact_uri, load_artifacts, save_artifacts
+from models.thresholds import Threshold
+
+
+@dataclass(frozen=True)
+class ThresholdRecord:
+    """One row of ``thresholds``."""
+
+    threshold_version: int
+    model_version: int
+    method: str
+    params: dict
+    value: float
+    loss_stats: dict
+    active: bool
+    patient_id: str | None = None
+
+
+def register_model(
+    engine: Engine,
+    detector: AutoencoderDetector,
+    store: str,
+    *,
+    metrics: dict | None = None,
+    patient_id: str | None = None,
+    parent_version: int | None = None,
+) -> int:
+    """Save the artifacts and add a ``candidate`` row; returns the new version number."""
+    versions = table(engine, "model_versions")
+    for _attempt in range(5):
+        with engine.begin() as conn:
+            version = (conn.execute(sa.select(sa.func.max(versions.c.version))).scalar() or 0) + 1
+            uri = artifact_uri(store, version)
+            sha = save_artifacts(detector, uri)
+            try:
+                conn.execute(
+                    versions.insert().values(
+                        **_version_row(detector, version, uri, sha),
+                        metrics=metrics,
+                        patient_id=patient_id,
+                        parent_version=parent_version,
+                    )
+                )
+            except sa.exc.IntegrityError:
+                continue
+            return version
+    raise RuntimeError("could not allocate a model version after 5 attempts")
+
+
+def _version_row(detector: AutoencoderDetector, version: int, uri: str, sha: str) -> dict:
+    losses = detector.calibration_losses
+    return {
+        "version": version,
+        "architecture": detector.architecture,
+        "hyperparameters": detector.hyperparameters,
+        "input_length": detector.input_length,
+        "preprocessing": detector.scaler.to_dict(),
+        "train_fingerprint": detector.train_fingerprint,
+        "train_size": detector.train_size,
+        "calibration_size": int(losses.size),
+        "loss_mean": float(losses.mean()),
+        "loss_std": float(losses.std()),
+        "normal_losses": [float(v) for v in losses],
+        "epochs": detector.epochs,
+        "seed": detector.seed,
+        "training_seconds": detector.training_seconds,
+        "artifact_uri": uri,
+        "artifact_sha256": sha,
+        "status": "candidate",
+        "created_at": utcnow(),
+    }
+
+
+def add_threshold(
+    engine: Engine,
+    model_version: int,
+    threshold: Threshold,
+    origin: str,
+    *,
+    patient_id: str | None = None,
+) -> int:
+    """Store a new threshold version and make it the active one of its model (and patient)."""
+    thresholds = table(engine, "thresholds")
+    with engine.begin() as conn:
+        _require_version(conn, model_version)
+        same_scope = (thresholds.c.model_version == model_version) & (
+            thresholds.c.patient_id.is_(None)
+            if patient_id is None
+            else thresholds.c.patient_id == patient_id
+        )
+        conn.execute(thresholds.update().where(same_scope).values(active=False))
+        result = conn.execute(
+            thresholds.insert().values(
+                model_version=model_version,
+                patient_id=patient_id,
+                method=threshold.method,
+                params=threshold.params,
+                value=threshold.value,
+                loss_stats=threshold.loss_stats,
+                origin=origin,
+                active=True,
+                created_at=utcnow(),
+            )
+        )
+        return int(result.inserted_primary_key[0])
+
+
+def promote(engine: Engine, version: int) -> None:
+    """Make ``version`` the one champion; the previous champion is archived."""
+    versions = table(engine, "model_versions")
+    now = utcnow()
+    with engine.begin() as conn:
+        _require_version(conn, version)
+        conn.execute(
+            versions.update()
+            .where((versions.c.status == "champion") & (versions.c.version != version))
+            .values(status="archived", archived_at=now)
+        )
+        conn.execute(
+            versions.update()
+            .where(versions.c.version == version)
+            .values(status="champion", promoted_at=now, archived_at=None)
+        )
+
+
+def champion_version(engine: Engine) -> int:
+    """The version number of the champion; NoChampionError when there is none."""
+    versions = table(engine, "model_versions")
+    with engine.connect() as conn:
+        version = conn.execute(
+            sa.select(versions.c.version).where(versions.c.status == "champion")
+        ).scalar()
+    if version is None:
+        raise NoChampionError(
+            "no model is promoted yet; run `ecgmon train --data PATH --promote` first"
+        )
+    return int(version)
+
+
+def get_version(engine: Engine, version: int) -> dict:
+    """The registry row of one version as a dict."""
+    with engine.connect() as conn:
+        return _require_version(conn, version)
+
+
+def list_versions(engine: Engine) -> list[dict]:
+    """Every registered version, newest first."""
+    versions = table(engine, "model_versions")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(versions).order_by(versions.c.version.desc()))
+        return [dict(row._mapping) for row in rows]
+
+
+def active_threshold(
+    engine: Engine, model_version: int, patient_id: str | None = None
+) -> ThresholdRecord:
+    """The active threshold of a model version (population-wide unless ``patient_id``)."""
+    thresholds = table(engine, "thresholds")
+    scope = (
+        thresholds.c.patient_id.is_(None)
+        if patient_id is None
+        else (thresholds.c.patient_id == patient_id)
+    )
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(thresholds).where(
+                (thresholds.c.model_version == model_version) & thresholds.c.active & scope
+            )
+        ).first()
+    if row is None:
+        raise ModelNotFoundError(
+            f"model version {model_version} has no active threshold; run `ecgmon recalibrate "
+            f"--model-version {model_version}`"
+        )
+    m = row._mapping
+    return ThresholdRecord(
+        m["threshold_version"],
+        m["model_version"],
+        m["method"],
+        m["params"],
+        m["value"],
+        m["loss_stats"],
+        bool(m["active"]),
+        m["patient_id"],
+    )
+
+
+def load_detector(engine: Engine, version: int) -> AutoencoderDetector:
+    """Load a version's detector from its recorded artifact location, checking its sha256."""
+    row = get_version(engine, version)
+    return load_artifacts(row["artifact_uri"], row["artifact_sha256"])
+
+
+def _require_version(conn: Connection, version: int) -> dict:
+    versions = table(conn.engine, "model_versions")
+    row = conn.execute(sa.select(versions).where(versions.c.version == version)).first()
+    if row is None:
+        raise ModelNotFoundError(f"model version {version} is not registered")
+    return dict(row._mapping)

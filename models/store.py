@@ -1,0 +1,60 @@
+"""The model store: a folder or fsspec URL holding one directory of artifacts per version."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+import fsspec
+
+from ecgmon.errors import ArtifactIntegrityError, ModelNotFoundError
+from models.detector import METADATA_FILE, MODEL_FILE, AutoencoderDetector
+
+ARTIFACT_FILES = (MODEL_FILE, METADATA_FILE)
+
+
+def artifact_uri(store: str, version: int) -> str:
+    """Where a version's artifacts live: ``<store>/v0007``."""
+    return f"{store.rstrip('/')}/v{version:04d}"
+
+
+def artifact_sha256(files: dict[str, bytes]) -> str:
+    """One sha256 over the artifact files in a fixed order (weights, then metadata)."""
+    digest = hashlib.sha256()
+    for name in ARTIFACT_FILES:
+        digest.update(name.encode())
+        digest.update(files[name])
+    return digest.hexdigest()
+
+
+def save_artifacts(detector: AutoencoderDetector, uri: str) -> str:
+    """Write a detector's artifacts to ``uri``; returns their sha256."""
+    with tempfile.TemporaryDirectory() as tmp:
+        detector.save(Path(tmp))
+        files = {name: (Path(tmp) / name).read_bytes() for name in ARTIFACT_FILES}
+    fs, root = fsspec.core.url_to_fs(uri)
+    fs.makedirs(root, exist_ok=True)
+    for name, data in files.items():
+        with fs.open(f"{root}/{name}", "wb") as handle:
+            handle.write(data)
+    return artifact_sha256(files)
+
+
+def load_artifacts(uri: str, expected_sha256: str) -> AutoencoderDetector:
+    """Read a version's artifacts, refuse them unless their sha256 matches, load in safe mode."""
+    fs, root = fsspec.core.url_to_fs(uri)
+    try:
+        files = {name: fs.cat_file(f"{root}/{name}") for name in ARTIFACT_FILES}
+    except FileNotFoundError as err:
+        raise ModelNotFoundError(f"model artifacts are missing at {uri}") from err
+    actual = artifact_sha256(files)
+    if actual != expected_sha256:
+        raise ArtifactIntegrityError(
+            f"model artifacts at {uri} have sha256 {actual[:12]}..., but the registry recorded "
+            f"{expected_sha256[:12]}...; refusing to load a changed model"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in files.items():
+            (Path(tmp) / name).write_bytes(data)
+        return AutoencoderDetector.load(Path(tmp))
