@@ -63,8 +63,8 @@ def _list_signals(table: pa.Table, path: Path) -> np.ndarray:
     if ragged.size:
         row = int(ragged[0])
         raise DataFormatError(
-            f"{path} {_row_name(table, row)}: field 'signal' has {lengths[row]} samples but row 1 "
-            f"has {lengths[0]}; every beat must have the same length."
+            f"{path} {_row_name(table, row)}: field 'signal' has length {lengths[row]} but row 1 "
+            f"has length {lengths[0]}; every beat must have the same length."
         )
     flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
     signals = flat.reshape(len(column), int(lengths[0])).astype(np.float32)

@@ -183,19 +183,16 @@ def _read_text(path: Path, delimiter: str | None, label_first: bool) -> Labelled
             f"{path} line {line_numbers[0]} has {table.shape[1] - 1} sample(s) besides the label; "
             "a beat needs at least 2."
         )
+    check_finite(table, path, lambda row, col: f"line {line_numbers[row]}, column {col + 1}")
+    too_large = np.abs(table) > np.finfo(np.float32).max
+    if too_large.any():
+        row, col = (int(i) for i in np.argwhere(too_large)[0])
+        raise DataFormatError(
+            f"{path} line {line_numbers[row]}, column {col + 1}: {table[row, col]:g} is too large."
+        )
     label_column = 0 if label_first else table.shape[1] - 1
     labels = table[:, label_column].copy()
-    with np.errstate(over="ignore"):
-        signals = np.delete(table, label_column, axis=1).astype(np.float32)
-    first_sample = 2 if label_first else 1
-    check_finite(
-        labels[:, None],
-        path,
-        lambda row, _: f"line {line_numbers[row]}, column {label_column + 1} (the label)",
-    )
-    check_finite(
-        signals, path, lambda row, col: f"line {line_numbers[row]}, column {col + first_sample}"
-    )
+    signals = np.delete(table, label_column, axis=1).astype(np.float32)
     return LabelledBeats(signals, labels, str(path))
 
 
