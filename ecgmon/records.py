@@ -1,0 +1,84 @@
+"""Record formats inside the pipeline: a raw batch from a source, valid beats, rejections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One quarantined input: a record, or a whole file, with a machine-readable reason."""
+
+    record_key: str
+    reason: str
+    detail: str
+    raw_payload: str | None = None
+
+
+@dataclass(frozen=True)
+class StreamPosition:
+    """How far one stream of a source (a file, a recording, a table) is read once committed."""
+
+    stream: str
+    offset: int = 0
+    fingerprint: str | None = None
+    complete: bool = False
+    time: pd.Timestamp | None = None
+    key: str | None = None
+
+
+@dataclass
+class RawBatch:
+    """Up to ``batch_size`` records as read, before validation.
+
+    ``signals`` is either a float array (n, length) when every beat had the same length, or a
+    list of n 1-D arrays (None for a missing beat). ``row_keys`` name each row for rejections
+    (``file.parquet#row=12``) even when its record_id is missing.
+    """
+
+    source: str
+    record_id: np.ndarray
+    recorded_at: pd.Series
+    patient_id: np.ndarray
+    signals: np.ndarray | list
+    row_keys: list[str]
+    position: StreamPosition
+    rejections: list[Rejection] = field(default_factory=list)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.record_id)
+
+
+@dataclass
+class ValidBeats:
+    """Beats that passed validation: ids (n,), UTC times (n,), patients (n,), signals (n, length)."""
+
+    record_id: np.ndarray
+    recorded_at: pd.DatetimeIndex
+    patient_id: np.ndarray
+    signals: np.ndarray
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.record_id)
+
+
+@dataclass
+class ScoredBeats:
+    """Valid beats with their per-beat loss (n,) and flag (n,) against one threshold."""
+
+    beats: ValidBeats
+    loss: np.ndarray
+    is_anomaly: np.ndarray
+    threshold: np.ndarray
+    threshold_version: np.ndarray
+    baseline: np.ndarray
+
+    @property
+    def score_ratio(self) -> np.ndarray:
+        """Loss relative to the threshold: above 1 means flagged."""
+        return self.loss / np.where(self.threshold > 0, self.threshold, np.finfo(float).tiny)

@@ -1,0 +1,76 @@
+"""Sources of new records. A source knows its stable key and yields raw batches past its watermarks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Protocol
+
+from ecgmon.errors import SourceNotFoundError
+from ecgmon.parquet_source import (
+    file_fingerprint,
+    list_files,
+    partition_date,
+    read_file_batches,
+    source_key,
+    stream_name,
+)
+from ecgmon.records import RawBatch
+
+
+class Source(Protocol):
+    """What the score and backfill paths need of a source."""
+
+    key: str
+
+    def new_batches(self, watermarks: dict[str, dict], batch_size: int) -> Iterator[RawBatch]:
+        """Raw batches not yet committed according to ``watermarks`` ({stream: row})."""
+        ...
+
+    def partitions(self) -> dict[date, list[str]]:
+        """Streams by the day they hold (for backfills)."""
+        ...
+
+    def stream_batches(self, stream: str, batch_size: int) -> Iterator[RawBatch]:
+        """Every raw batch of one stream, from its start."""
+        ...
+
+
+class ParquetSource:
+    """A Parquet file or a folder of files, possibly partitioned by date (``date=YYYY-MM-DD``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.key = source_key(path)
+
+    def new_batches(self, watermarks: dict[str, dict], batch_size: int) -> Iterator[RawBatch]:
+        for file in list_files(self.path):
+            mark = watermarks.get(stream_name(self.path, file))
+            same_file = mark is not None and mark["fingerprint"] == file_fingerprint(file)
+            if same_file and mark["complete"]:
+                continue
+            start = int(mark["position_offset"]) if same_file else 0
+            yield from read_file_batches(self.path, file, batch_size, start)
+
+    def partitions(self) -> dict[date, list[str]]:
+        out: dict[date, list[str]] = {}
+        for file in list_files(self.path):
+            day = partition_date(file)
+            if day is not None:
+                out.setdefault(day, []).append(stream_name(self.path, file))
+        return out
+
+    def stream_batches(self, stream: str, batch_size: int) -> Iterator[RawBatch]:
+        file = self.path if self.path.is_file() else self.path / stream
+        yield from read_file_batches(self.path, file, batch_size, 0)
+
+
+def open_source(spec: str, table: str | None = None) -> Source:
+    """The source a user named: a Parquet file or folder (database tables and WFDB folders later)."""
+    if table is not None or "://" in spec:
+        raise SourceNotFoundError(f"database sources are not supported yet ({table or 'no table'})")
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise SourceNotFoundError(f"source {path} does not exist")
+    return ParquetSource(path)

@@ -1,0 +1,236 @@
+"""The ``ecgmon`` command line: each command starts a flow or a plain step, with clear errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+from ecgmon.db import redact_url  # noqa: E402
+from ecgmon.errors import EcgmonError  # noqa: E402
+from ecgmon.settings import get_settings  # noqa: E402
+
+# Modules that add sub-commands: each has ``register(subparsers)``.
+EXTENSIONS: list[str] = []
+
+
+def _print_json(payload: dict) -> None:
+    """The last line of stdout: one JSON object."""
+    print(json.dumps(payload, default=_jsonable, sort_keys=True))
+
+
+def _jsonable(value: object) -> object:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from ecgmon.db import create_db_engine, upgrade_schema
+
+    settings = get_settings()
+    head = upgrade_schema(create_db_engine(settings.database_url_plain))
+    print(f"database {redact_url(settings.database_url_plain)} is at schema revision {head}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from flows.train import train_flow
+
+    result = train_flow(
+        data=str(args.data),
+        architecture=args.architecture,
+        epochs=args.epochs,
+        seed=args.seed,
+        promote=args.promote,
+    )
+    state = "promoted to champion" if args.promote else "registered as a candidate"
+    print(
+        f"model version {result['model_version']} {state}; threshold version "
+        f"{result['threshold_version']}"
+    )
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from flows.score import score_flow
+
+    result = score_flow(
+        source=str(args.source),
+        table=args.table,
+        model_version=args.model_version,
+        batch_size=args.batch_size,
+    )
+    print(
+        f"read {result['n_read']}, scored {result['n_scored']}, rejected {result['n_rejected']}, "
+        f"flagged {result['n_flagged']} (model {result['model_version']}, threshold "
+        f"{result['threshold']:.5f}, run {result['run_id']})"
+    )
+    if args.json:
+        _print_json(result)
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from ecgmon.db import create_db_engine
+    from models.registry import list_versions
+
+    rows = list_versions(create_db_engine(get_settings().database_url_plain))
+    if args.json:
+        _print_json({"versions": [{k: r[k] for k in _MODEL_COLUMNS} for r in rows]})
+        return 0
+    print(
+        f"{'version':>7}  {'architecture':<15} {'status':<10} {'length':>6} {'train':>6}  created"
+    )
+    for r in rows:
+        print(
+            f"{r['version']:>7}  {r['architecture']:<15} {r['status']:<10} "
+            f"{r['input_length']:>6} {r['train_size']:>6}  {r['created_at']}"
+        )
+    if not rows:
+        print("no model versions yet; run `ecgmon train --data PATH --promote`")
+    return 0
+
+
+_MODEL_COLUMNS = (
+    "version",
+    "architecture",
+    "status",
+    "input_length",
+    "train_size",
+    "created_at",
+    "promoted_at",
+    "artifact_sha256",
+)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from models.evaluation import evaluate
+
+    summary, runs = evaluate(
+        Path(args.data),
+        args.split,
+        args.architecture,
+        args.seeds,
+        args.epochs,
+        args.normal_label,
+        args.threshold_method,
+        args.threshold_param,
+    )
+    if args.report:
+        from models.report import write_report
+
+        path = write_report(Path(args.report), summary, runs)
+        print(f"report written to {path}", file=sys.stderr)
+    keys = ("auroc", "f1", "precision", "recall", "accuracy", "false_alarm_rate")
+    print(
+        f"{summary['architecture']} on {args.split} split, {args.seeds} seed(s): "
+        + ", ".join(f"{k}={summary[k]:.4f}" for k in keys)
+    )
+    if args.json:
+        _print_json(summary)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from flows.demo import run_demo
+
+    return run_demo(data=args.data, beats_per_day=args.beats_per_day, epochs=args.epochs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ecgmon", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(
+        dest="db_command", required=True
+    )
+    db.add_parser("upgrade", help="create or upgrade tables and views").set_defaults(
+        func=cmd_db_upgrade
+    )
+
+    train = sub.add_parser("train", help="train and register a model version")
+    train.add_argument("--data", required=True, type=Path, help="UCR/CSV/Parquet file or folder")
+    train.add_argument("--architecture", help="model architecture (default: the best measured)")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--promote", action="store_true", help="make it the champion")
+    train.set_defaults(func=cmd_train)
+
+    score = sub.add_parser("score", help="score new records of a source")
+    score.add_argument("--source", required=True, help="Parquet file or folder, or a database URL")
+    score.add_argument("--table", help="table name when --source is a database URL")
+    score.add_argument("--model-version", type=int, help="default: the champion")
+    score.add_argument("--batch-size", type=int)
+    score.add_argument("--json", action="store_true")
+    score.set_defaults(func=cmd_score)
+
+    models = sub.add_parser("models", help="the model registry")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    mlist = msub.add_parser("list", help="list model versions")
+    mlist.add_argument("--json", action="store_true")
+    mlist.set_defaults(func=cmd_models_list)
+
+    ev = sub.add_parser("evaluate", help="train and evaluate on labelled beats")
+    ev.add_argument("--data", required=True, type=Path)
+    ev.add_argument("--split", choices=("tf", "ucr"), default="tf")
+    ev.add_argument("--architecture")
+    ev.add_argument("--seeds", type=int, default=1)
+    ev.add_argument("--epochs", type=int, default=60)
+    ev.add_argument("--normal-label", type=float, default=1.0)
+    ev.add_argument("--threshold-method", choices=("mean_std", "quantile", "fpr"))
+    ev.add_argument("--threshold-param", type=float, help="k, q or fpr of the method")
+    ev.add_argument("--report", type=Path, help="folder for PNG pictures and a summary")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=cmd_evaluate)
+
+    demo = sub.add_parser("demo", help="run the whole pipeline once on ECG5000 or synthetic beats")
+    demo.add_argument("--data", type=Path, help="ECG5000 folder or file (default: found or built)")
+    demo.add_argument("--beats-per-day", type=int, default=300)
+    demo.add_argument("--epochs", type=int, default=40)
+    demo.set_defaults(func=cmd_demo)
+
+    for module in EXTENSIONS:
+        __import__(module, fromlist=["register"]).register(sub)
+    return parser
+
+
+def _user_error(message: str) -> int:
+    print(f"ecgmon: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except EcgmonError as err:
+        return _user_error(str(err))
+    except (ValueError, FileNotFoundError) as err:
+        if args.verbose:
+            raise
+        return _user_error(str(err))
+    except KeyboardInterrupt:
+        return _user_error("interrupted")
+    except Exception as err:  # noqa: BLE001
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(err, OperationalError):
+            url = redact_url(get_settings().database_url_plain)
+            return _user_error(f"cannot use the database {url}: {type(err.orig).__name__}")
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""The train flow: a candidate from curated normal beats, its threshold, optional promotion."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from ecgmon.settings import get_settings
+from tasks.runs import current_run_id, finish_run_task, start_run_task
+from tasks.training import calibrate_task, promote_task, train_task
+
+
+@flow(name="train")
+def train_flow(
+    data: str,
+    architecture: str | None = None,
+    epochs: int | None = None,
+    seed: int | None = None,
+    promote: bool = False,
+) -> dict:
+    """Train, register, calibrate and (when asked) promote a model version."""
+    settings = get_settings()
+    run_id = current_run_id()
+    params = {"data": data, "architecture": architecture, "epochs": epochs, "promote": promote}
+    start_run_task(settings, run_id, "train", params, data)
+    try:
+        version = train_task(settings, data, architecture, epochs, seed)
+        threshold_version = calibrate_task(settings, version, None, None)
+        if promote:
+            promote_task(settings, version)
+    except Exception as err:
+        finish_run_task(settings, run_id, "failed", error=type(err).__name__)
+        raise
+    finish_run_task(
+        settings, run_id, "completed", model_version=version, threshold_version=threshold_version
+    )
+    return {
+        "run_id": run_id,
+        "model_version": version,
+        "threshold_version": threshold_version,
+        "promoted": promote,
+    }

@@ -1,0 +1,84 @@
+"""Training tasks: fit a detector on curated normal beats, register it, calibrate, promote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from ecgmon.db import create_db_engine
+from ecgmon.readers import read_training_data
+from ecgmon.settings import Settings
+from models.architectures import DEFAULT_ARCHITECTURE
+from models.detector import AutoencoderDetector
+from models.registry import add_threshold, promote, register_model
+
+
+def train_and_register(
+    settings: Settings,
+    data: str,
+    architecture: str | None = None,
+    epochs: int | None = None,
+    seed: int | None = None,
+    normal_label: float = 1.0,
+) -> int:
+    """Train on the normal beats of ``data`` and register a candidate; returns its version.
+
+    Labelled data trains on beats with ``normal_label`` only; unlabelled data is taken as
+    curated normal beats.
+    """
+    beats = read_training_data(Path(data))
+    normal = beats.signals[beats.normal_mask(normal_label)]
+    detector = AutoencoderDetector.fit(
+        normal,
+        architecture=architecture or settings.architecture or DEFAULT_ARCHITECTURE,
+        epochs=epochs or settings.epochs,
+        seed=settings.seed if seed is None else seed,
+    )
+    engine = create_db_engine(settings.database_url_plain)
+    return register_model(engine, detector, settings.model_store)
+
+
+def calibrate(
+    settings: Settings, version: int, method: str | None = None, param: float | None = None
+) -> int:
+    """A new active threshold version for ``version`` from its stored held-out normal losses."""
+    import numpy as np
+
+    from models.registry import get_version
+    from models.thresholds import compute_threshold
+
+    engine = create_db_engine(settings.database_url_plain)
+    row = get_version(engine, version)
+    threshold = compute_threshold(
+        np.asarray(row["normal_losses"]), method or settings.threshold_method, param
+    )
+    return add_threshold(engine, version, threshold, origin=f"held-out normal losses of v{version}")
+
+
+@task(name="train-and-register", cache_policy=NO_CACHE)
+def train_task(
+    settings: Settings, data: str, architecture: str | None, epochs: int | None, seed: int | None
+) -> int:
+    """Train a candidate and register it."""
+    version = train_and_register(settings, data, architecture, epochs, seed)
+    get_run_logger().info("registered model version %d", version)
+    return version
+
+
+@task(name="calibrate-threshold", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def calibrate_task(
+    settings: Settings, version: int, method: str | None, param: float | None
+) -> int:
+    """Store a new active threshold version for a model version."""
+    threshold_version = calibrate(settings, version, method, param)
+    get_run_logger().info("model %d: threshold version %d active", version, threshold_version)
+    return threshold_version
+
+
+@task(name="promote", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def promote_task(settings: Settings, version: int) -> None:
+    """Make a version the champion."""
+    promote(create_db_engine(settings.database_url_plain), version)
+    get_run_logger().info("model version %d is the champion", version)
