@@ -1,0 +1,122 @@
+"""Shared fixtures: isolated Prefect home, SQLite and PostgreSQL databases, a tiny trained model."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_PREFECT_HOME = tempfile.mkdtemp(prefix="ecgmon-test-prefect-")
+os.environ.update(
+    PREFECT_HOME=_PREFECT_HOME,
+    PREFECT_LOCAL_STORAGE_PATH=str(Path(_PREFECT_HOME) / "storage"),
+    PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    DO_NOT_TRACK="1",
+    TF_CPP_MIN_LOG_LEVEL="2",
+    PREFECT_LOGGING_LEVEL="WARNING",
+)
+# Unit tests must not start an engine by accident; the harness fixture turns the API on.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_ENABLED", "false")
+POSTGRES_URL = os.environ.get("ECGMON_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test server for the whole session (start costs ~10 s)."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield
+
+
+def _postgres_schema_url(base: str) -> Iterator[str]:
+    import sqlalchemy as sa
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty results database: a SQLite file, and a fresh PostgreSQL schema when configured."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ecgmon.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("ECGMON_TEST_POSTGRES_URL is not set (PostgreSQL tests run in CI)")
+    yield from _postgres_schema_url(POSTGRES_URL)
+
+
+@pytest.fixture
+def ecgmon_env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """ECGMON_* pointing at a migrated empty database and a temporary model store."""
+    from ecgmon.db import create_db_engine, upgrade_schema
+    from ecgmon.settings import get_settings
+
+    monkeypatch.setenv("ECGMON_DATABASE_URL", db_url)
+    monkeypatch.setenv("ECGMON_MODEL_STORE", str(tmp_path / "models"))
+    monkeypatch.delenv("ECGMON_ALERT_URLS", raising=False)
+    upgrade_schema(create_db_engine(db_url))
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def synthetic_set():
+    """600 synthetic beats of 140 samples, a quarter of them abnormal (labels 1 = normal)."""
+    from ecgmon.synthetic import synthetic_beats
+
+    return synthetic_beats(600, 140, 0.25, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_detector(synthetic_set):
+    """A dense detector trained for a few epochs on the normal synthetic beats."""
+    from models.detector import AutoencoderDetector
+
+    normal = synthetic_set.signals[synthetic_set.normal_mask()]
+    return AutoencoderDetector.fit(normal, architecture="dense", epochs=8, seed=0)
+
+
+@pytest.fixture
+def champion(ecgmon_env, tiny_detector) -> int:
+    """The tiny detector registered, calibrated and promoted in the test database."""
+    from ecgmon.db import create_db_engine
+    from models.registry import add_threshold, promote, register_model
+
+    engine = create_db_engine(ecgmon_env.database_url_plain)
+    version = register_model(engine, tiny_detector, ecgmon_env.model_store)
+    add_threshold(engine, version, tiny_detector.threshold(), origin="test")
+    promote(engine, version)
+    return version
+
+
+def write_day(folder: Path, day: str, signals: np.ndarray, start: int = 0) -> Path:
+    """One daily Parquet partition of beats (n, length) with ids beat-<start+i>."""
+    import pandas as pd
+
+    path = folder / f"date={day}" / "part-0.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({
+        "record_id": [f"beat-{start + i:06d}" for i in range(len(signals))],
+        "recorded_at": pd.Timestamp(day, tz="UTC") + pd.to_timedelta(np.arange(len(signals)), unit="s"),
+        "patient_id": "p1",
+        "signal": list(signals.astype(np.float32)),
+    }).to_parquet(path, index=False)
+    return path
