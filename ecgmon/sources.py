@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -67,10 +68,26 @@ class ParquetSource:
 
 
 def open_source(spec: str, table: str | None = None) -> Source:
-    """The source a user named: a Parquet file or folder (database tables and WFDB folders later)."""
-    if table is not None or "://" in spec:
-        raise SourceNotFoundError(f"database sources are not supported yet ({table or 'no table'})")
+    """The source a user named: a Parquet file or folder, or a table of a database.
+
+    A database is a SQLAlchemy URL, or ``env:NAME`` naming an environment variable that holds
+    the URL (so a password stays out of flow-run parameters).
+    """
+    if table is not None or "://" in spec or spec.startswith("env:"):
+        return _database_source(spec, table)
     path = Path(spec).expanduser()
     if not path.exists():
         raise SourceNotFoundError(f"source {path} does not exist")
     return ParquetSource(path)
+
+
+def _database_source(spec: str, table: str | None) -> Source:
+    from ecgmon.db_source import DatabaseSource
+    from ecgmon.settings import get_settings
+
+    url = os.environ.get(spec[4:], "") if spec.startswith("env:") else spec
+    if not url:
+        raise SourceNotFoundError(f"source {spec}: the environment variable is not set")
+    if table is None:
+        raise SourceNotFoundError("a database source needs a table (--table NAME)")
+    return DatabaseSource(url, table, get_settings().db_lookback_seconds)
