@@ -1,0 +1,184 @@
+"""What a run did, for people: its drift measurement and a summary artifact in the Prefect UI.
+
+For any flow that records itself in ``pipeline_runs`` (score, backfill, retrain, recalibrate),
+inside the flow run, after ``finish_run``:
+
+    row = finish_run_task(settings, run_id, "completed", ...)
+    publish_run_summary(row | {"extra": {"decision": "promoted"}},
+                        top_flagged(create_db_engine(settings.database_url_plain), run_id))
+
+publishes a markdown artifact ``<flow>-run-summary`` (counts, anomaly rate, model and threshold
+version, drift, alert state, any ``extra`` figures, the top flagged beats and the SQL that lists
+them all) and, when beats were flagged, a table artifact ``<flow>-top-flagged``. Keys stay stable
+across runs so the UI shows their history. A failure to publish is logged, never raised: the
+run's data is already committed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+
+import numpy as np
+import sqlalchemy as sa
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy.engine import Engine
+
+from ecgmon.db import create_db_engine, table
+from ecgmon.drift import DriftAccumulator
+from ecgmon.settings import Settings
+
+TOP_BEATS = 5
+_BEAT_COLUMNS = ("record_id", "patient_id", "recorded_at", "score_ratio", "loss", "severity")
+
+
+def read_run(engine: Engine, run_id: str) -> dict:
+    """The ``pipeline_runs`` row of a run."""
+    runs = table(engine, "pipeline_runs")
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).one()._mapping)
+
+
+def top_flagged_beats(engine: Engine, run_id: str, limit: int = TOP_BEATS) -> list[dict]:
+    """The run's worst flagged beats by score_ratio, times as ISO text (JSON and artifact safe)."""
+    anomalies = table(engine, "anomalies")
+    query = (
+        sa.select(*(anomalies.c[name] for name in _BEAT_COLUMNS))
+        .where(anomalies.c.run_id == run_id)
+        .order_by(anomalies.c.score_ratio.desc(), anomalies.c.record_id)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        rows = [dict(row._mapping) for row in conn.execute(query)]
+    for row in rows:
+        row["recorded_at"] = str(row["recorded_at"])
+        row["score_ratio"] = round(float(row["score_ratio"]), 4)
+        row["loss"] = round(float(row["loss"]), 6)
+    return rows
+
+
+top_flagged = top_flagged_beats
+
+
+def flagged_query(run_id: str) -> str:
+    """The SQL an analyst runs to see every beat a run flagged."""
+    return (
+        "SELECT * FROM v_flagged_beats "
+        f"WHERE run_id = '{run_id.replace(chr(39), '')}' ORDER BY score_ratio DESC"
+    )
+
+
+def measure_drift(engine: Engine, run_id: str, model_version: int, chunk: int = 50_000) -> dict:
+    """PSI and KS of the run's scored losses against the model's normal reference losses.
+
+    Losses are streamed from ``scores`` in chunks of ``chunk`` rows, so memory stays bounded.
+    Returns the report of :meth:`ecgmon.drift.DriftAccumulator.report` with NaN as None.
+    """
+    versions, scores = table(engine, "model_versions"), table(engine, "scores")
+    with engine.connect() as conn:
+        reference = conn.execute(
+            sa.select(versions.c.normal_losses).where(versions.c.version == model_version)
+        ).scalar_one()
+        acc = DriftAccumulator(np.asarray(_json(reference), dtype=np.float64))
+        result = conn.execution_options(yield_per=chunk).execute(
+            sa.select(scores.c.loss).where(
+                scores.c.run_id == run_id, scores.c.model_version == model_version
+            )
+        )
+        for part in result.partitions():
+            acc.add(np.fromiter((row[0] for row in part), dtype=np.float64, count=len(part)))
+    return {key: _finite_or_none(value) for key, value in acc.report().items()}
+
+
+def run_summary_markdown(run: dict, top_beats: list[dict]) -> str:
+    """A short markdown summary of a run row and its top flagged beats."""
+    scored, flagged = int(run.get("n_scored") or 0), int(run.get("n_flagged") or 0)
+    rate = f"{flagged / scored:.2%}" if scored else "n/a"
+    drift = run.get("drift") or {}
+    psi, ks = _fmt(run.get("drift_psi")), _fmt(_json(drift).get("ks") if drift else None)
+    lines = [
+        f"# {run.get('flow', 'run')} run `{run['run_id']}`: {run.get('status')}",
+        "",
+        "| read | scored | rejected | flagged | anomaly rate | model | threshold | PSI | KS |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| {run.get('n_read', 0)} | {scored} | {run.get('n_rejected', 0)} | {flagged} | {rate} "
+        f"| {run.get('model_version')} | {run.get('threshold_version')} | {psi} | {ks} |",
+        "",
+        f"Alert: {run.get('alert_state') or 'none'}"
+        + (f" ({run['alert_detail']})" if run.get("alert_detail") else ""),
+    ]
+    extra = run.get("extra") or {}
+    if extra:
+        lines += ["", "| figure | value |", "|---|---|"]
+        lines += [f"| {name} | {value} |" for name, value in extra.items()]
+    if top_beats:
+        lines += ["", "## Top flagged beats", "", "| record | patient | recorded at | ratio |"]
+        lines += ["|---|---|---|---|"]
+        lines += [
+            f"| {b['record_id']} | {b['patient_id']} | {b['recorded_at']} | {b['score_ratio']} |"
+            for b in top_beats
+        ]
+        lines += ["", f"All of them: `{flagged_query(run['run_id'])}`"]
+    return "\n".join(lines)
+
+
+def publish_run_summary(run: dict, top_beats: list[dict] | None = None) -> str | None:
+    """Publish a run row's summary artifacts (inside a flow run); returns the markdown.
+
+    ``run``: a ``pipeline_runs`` row (as ``finish_run`` returns it), optionally with ``extra``
+    ({name: figure}) for flow-specific results. ``top_beats``: rows of :func:`top_flagged`.
+    """
+    beats = top_beats or []
+    try:
+        markdown = run_summary_markdown(run, beats)
+        flow = artifact_key(str(run.get("flow") or "run"))
+        create_markdown_artifact(markdown, key=f"{flow}-run-summary", description="run summary")
+        if beats:
+            create_table_artifact(beats, key=f"{flow}-top-flagged", description="worst beats")
+    except Exception as err:  # noqa: BLE001 - the data is committed; the summary is a courtesy
+        _logger().error("run summary of %s not published: %s", run.get("run_id"), err)
+        return None
+    return markdown
+
+
+def artifact_key(text: str) -> str:
+    """Lowercase letters, digits and dashes only (Prefect's rule for artifact keys)."""
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "run"
+
+
+@task(name="measure-drift", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def measure_drift_task(settings: Settings, run_id: str, model_version: int) -> dict | None:
+    """Drift of this run's losses; None (logged) when it cannot be measured."""
+    logger = get_run_logger()
+    try:
+        report = measure_drift(create_db_engine(settings.database_url_plain), run_id, model_version)
+    except (sa.exc.SQLAlchemyError, ValueError) as err:
+        logger.error("drift of run %s not measured: %s", run_id, type(err).__name__)
+        return None
+    if report["n_observed"]:
+        logger.info("drift: PSI %.3f, KS %.3f", report["psi"], report["ks"])
+    return report
+
+
+def _logger():  # noqa: ANN202
+    """The run logger inside a flow or task run, else this module's logger."""
+    try:
+        return get_run_logger()
+    except Exception:  # noqa: BLE001 - MissingContextError outside a run
+        return logging.getLogger(__name__)
+
+
+def _json(value: object) -> object:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _finite_or_none(value: object) -> object:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _fmt(value: object) -> str:
+    return "n/a" if value is None else f"{float(value):.3f}"
