@@ -1,0 +1,191 @@
+"""Per-patient baselines: a patient's own normal beats as the reference for the rest of the record.
+
+A baseline strip (clinician-confirmed normal rhythm, or the first minutes of a recording with its
+outliers trimmed) gives three things, all pure numpy:
+
+- a shape model: the principal subspace of the patient's z-normalised beats (a linear
+  autoencoder; on these records it beat a per-patient dense Keras autoencoder, docs/recordings.md);
+  the shape loss is the mean squared reconstruction error;
+- rhythm statistics: median and spread of the RR before/after each beat relative to the running
+  median RR, so a premature beat with a normal shape still stands out;
+- a threshold: the seed's rule, mean + k std, applied to this patient's own combined scores, each
+  baseline beat scored by a model fitted on the other half of the strip (cross-fitting), so the
+  threshold does not rest on losses of beats the model has memorised.
+
+The combined score adds the positive robust z-scores (median/MAD of the baseline) of the shape
+loss, of prematurity (short RR before) and half that of a long RR after (compensatory pause).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from models.thresholds import Threshold, loss_statistics, mean_std_threshold
+
+MIN_BASELINE_BEATS = 100
+"""A baseline with fewer beats than this is not enough to judge a patient by."""
+RR_SCALE_FLOOR = 0.02
+"""Smallest RR spread (fraction of the running mean) a baseline may claim: very regular baselines
+would otherwise turn a 3 % RR change into a large z-score."""
+POST_RR_WEIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class ShapeModel:
+    """Principal subspace of baseline beats: ``mean`` (length,), ``basis`` (k, length)."""
+
+    mean: np.ndarray
+    basis: np.ndarray
+
+    @classmethod
+    def fit(cls, beats: np.ndarray, variance: float = 0.99) -> ShapeModel:
+        """Keep the fewest components explaining ``variance`` of beats (n, length)."""
+        beats = np.asarray(beats, dtype=np.float64)
+        mean = beats.mean(axis=0)
+        _, singular, vt = np.linalg.svd(beats - mean, full_matrices=False)
+        explained = np.cumsum(singular**2) / max(float(np.sum(singular**2)), 1e-12)
+        k = int(np.searchsorted(explained, variance) + 1)
+        return cls(mean, vt[: min(k, vt.shape[0])])
+
+    def reconstruct(self, beats: np.ndarray) -> np.ndarray:
+        """Projection of beats (n, length) onto the subspace, same shape, float32."""
+        centred = np.asarray(beats, dtype=np.float64) - self.mean
+        return (centred @ self.basis.T @ self.basis + self.mean).astype(np.float32)
+
+    def loss(self, beats: np.ndarray) -> np.ndarray:
+        """Mean squared reconstruction error per beat, (n,) float64."""
+        diff = np.asarray(beats, dtype=np.float64) - self.reconstruct(beats)
+        return np.mean(diff**2, axis=1)
+
+
+@dataclass(frozen=True)
+class PatientBaseline:
+    """A patient's normal reference: shape model, robust statistics and threshold.
+
+    ``shape_stats`` / ``rr_stats``: (centre, scale) of the baseline's shape loss and of its RR
+    before/after (rr centre and scale are (2,) arrays). ``source`` says which strip it came from.
+    """
+
+    patient_id: str
+    source: str
+    n_beats: int
+    shape: ShapeModel
+    shape_stats: tuple[float, float]
+    rr_stats: tuple[np.ndarray, np.ndarray]
+    threshold: Threshold
+
+    def score(self, beats: np.ndarray, rr: np.ndarray) -> np.ndarray:
+        """Combined anomaly score (n,) of beats (n, length) with RR context rr (n, 2)."""
+        return _combined(self.shape, self.shape_stats, self.rr_stats, beats, rr)
+
+    def flag(self, beats: np.ndarray, rr: np.ndarray) -> np.ndarray:
+        """Boolean (n,): score above this patient's threshold."""
+        return self.score(beats, rr) > self.threshold.value
+
+    def summary(self) -> dict:
+        """JSON-ready description (no arrays) for the registry and reports."""
+        return {
+            "patient_id": self.patient_id,
+            "source": self.source,
+            "n_beats": self.n_beats,
+            "components": int(self.shape.basis.shape[0]),
+            "threshold": asdict(self.threshold),
+        }
+
+
+def robust_stats(values: np.ndarray, floor: float = 1e-9) -> tuple[float, float]:
+    """Median and MAD (scaled to a normal std, at least ``floor``) of values (n,)."""
+    centre = float(np.median(values))
+    return centre, max(1.4826 * float(np.median(np.abs(values - centre))), floor)
+
+
+def _combined(shape, shape_stats, rr_stats, beats, rr) -> np.ndarray:  # noqa: ANN001
+    z_shape = (shape.loss(beats) - shape_stats[0]) / shape_stats[1]
+    z_rr = (np.asarray(rr, dtype=np.float64) - rr_stats[0]) / rr_stats[1]
+    early = np.maximum(0.0, -z_rr[:, 0])
+    pause = np.maximum(0.0, z_rr[:, 1])
+    return np.maximum(0.0, z_shape) + early + POST_RR_WEIGHT * pause
+
+
+def _rr_stats(rr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    stats = [robust_stats(rr[:, j], RR_SCALE_FLOOR) for j in range(2)]
+    return np.array([s[0] for s in stats]), np.array([s[1] for s in stats])
+
+
+def _cross_fitted_scores(beats: np.ndarray, rr: np.ndarray, seed: int, variance: float):  # noqa: ANN202
+    """Shape losses and combined scores (n,) of baseline beats, each from the other half's model."""
+    halves = np.random.default_rng(seed).permutation(beats.shape[0]) % 2
+    losses = np.zeros(beats.shape[0])
+    for half in (0, 1):
+        model = ShapeModel.fit(beats[halves != half], variance)
+        losses[halves == half] = model.loss(beats[halves == half])
+    stats = robust_stats(losses)
+    rr_stats = _rr_stats(rr)
+    z_rr = (rr - rr_stats[0]) / rr_stats[1]
+    scores = (
+        np.maximum(0.0, (losses - stats[0]) / stats[1])
+        + np.maximum(0.0, -z_rr[:, 0])
+        + POST_RR_WEIGHT * np.maximum(0.0, z_rr[:, 1])
+    )
+    return losses, scores
+
+
+def log_mean_std_threshold(scores: np.ndarray, k: float) -> Threshold:
+    """The seed's rule, mean + k std, on log(1 + score) of baseline scores (n,), mapped back.
+
+    Combined scores are sums of ratios with a long right tail; on the log scale they are close
+    enough to normal for mean + k std to mean what it says.
+    """
+    value = float(np.expm1(mean_std_threshold(np.log1p(scores), k)))
+    return Threshold("mean_std_log1p", {"k": k}, value, loss_statistics(scores))
+
+
+def fit_patient_baseline(
+    patient_id: str,
+    beats: np.ndarray,
+    rr: np.ndarray,
+    *,
+    source: str,
+    curated: bool = True,
+    k: float = 3.0,
+    variance: float = 0.99,
+    trim_quantile: float = 0.9,
+    seed: int = 0,
+) -> PatientBaseline:
+    """Fit a patient's baseline from beats (n, length) z-normalised and rr (n, 2).
+
+    ``curated`` baselines (e.g. beats a clinician confirmed) are used whole; otherwise beats whose
+    cross-fitted score is above the ``trim_quantile`` are dropped once before fitting (ectopic
+    beats in an unreviewed strip). Raises ValueError below MIN_BASELINE_BEATS beats.
+    """
+    beats, rr = np.asarray(beats, dtype=np.float64), np.asarray(rr, dtype=np.float64)
+    if beats.shape[0] < MIN_BASELINE_BEATS:
+        raise ValueError(f"{patient_id}: {beats.shape[0]} baseline beats < {MIN_BASELINE_BEATS}")
+    if not curated:
+        _, scores = _cross_fitted_scores(beats, rr, seed, variance)
+        keep = scores <= np.quantile(scores, trim_quantile)
+        beats, rr = beats[keep], rr[keep]
+    losses, scores = _cross_fitted_scores(beats, rr, seed, variance)
+    threshold = log_mean_std_threshold(scores, k)
+    return PatientBaseline(
+        patient_id=patient_id,
+        source=source,
+        n_beats=int(beats.shape[0]),
+        shape=ShapeModel.fit(beats, variance),
+        shape_stats=robust_stats(losses),
+        rr_stats=_rr_stats(rr),
+        threshold=threshold,
+    )
+
+
+def evaluate_recordings(data_dir, baseline_minutes: float, seed: int = 0) -> dict:  # noqa: ANN001
+    """Per-record evaluation of per-patient baselines on an MIT-BIH style folder.
+
+    ``data_dir`` holds ``records/*.hea`` and ``annotations/NNNannotations.txt``. Returns
+    {"per_record": {name: {...}}, "mean_auroc": float, ...}; see models/patient_eval.py.
+    """
+    from models.patient_eval import evaluate_folder
+
+    return evaluate_folder(data_dir, baseline_minutes, seed)
