@@ -19,7 +19,7 @@ from ecgmon.errors import EcgmonError  # noqa: E402
 from ecgmon.settings import get_settings  # noqa: E402
 
 # Modules that add sub-commands: each has ``register(subparsers)``.
-EXTENSIONS: list[str] = []
+EXTENSIONS: list[str] = ["flows.cli_recordings"]
 
 
 def _print_json(payload: dict) -> None:

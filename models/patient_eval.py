@@ -45,7 +45,7 @@ def evaluate_folder(data_dir: Path, baseline_minutes: float, seed: int = 0, k: f
         "baseline_minutes": baseline_minutes,
         "seed": seed,
         "detector": "vote",
-        "threshold_rule": f"mean_std k={k} per patient",
+        "threshold_rule": f"mean + {k:g} std of log(1 + baseline score), per patient",
         "per_record": per_record,
         "records_in_mean": included,
         "mean_auroc": float(np.mean([per_record[n]["auroc"] for n in included]))

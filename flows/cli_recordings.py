@@ -1,0 +1,65 @@
+"""``ecgmon evaluate-recordings``: per-patient baselines measured on annotated WFDB recordings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+
+def cmd_evaluate_recordings(args: argparse.Namespace) -> int:
+    from models.patient import evaluate_recordings
+
+    result = evaluate_recordings(Path(args.data), args.baseline_minutes, seed=args.seed)
+    print(format_table(result))
+    if args.json:
+        print(json.dumps(result, sort_keys=True, default=str))
+    return 0
+
+
+def format_table(result: dict) -> str:
+    """The per-record table (markdown) and the mean, as printed and as in docs/recordings.md."""
+    cols = (
+        "auroc",
+        "f1",
+        "false_alarm_rate",
+        "n_baseline",
+        "n_normal",
+        "n_abnormal",
+        "n_detected",
+        "n_annotated",
+        "sensitivity",
+        "ppv",
+    )
+    lines = ["| record | " + " | ".join(cols) + " | in mean |", "|---" * (len(cols) + 2) + "|"]
+    for name, row in result["per_record"].items():
+        cells = [_cell(row.get(col)) for col in cols]
+        used = "yes" if row["included"] else f"no ({row['reason']})"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {used} |")
+    lines.append(
+        f"mean AUROC {result['mean_auroc']:.4f} over {len(result['records_in_mean'])} records; "
+        f"detector sensitivity {result['sensitivity']:.4f}, PPV {result['ppv']:.4f}"
+    )
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``evaluate-recordings`` sub-command."""
+    ev = sub.add_parser(
+        "evaluate-recordings",
+        help="per-patient baselines on annotated WFDB recordings (records/, annotations/)",
+    )
+    ev.add_argument(
+        "--data", required=True, type=Path, help="folder with records/ and annotations/"
+    )
+    ev.add_argument("--baseline-minutes", type=float, default=10.0)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+    ev.set_defaults(func=cmd_evaluate_recordings)
