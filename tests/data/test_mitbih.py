@@ -1,0 +1,56 @@
+"""Contract of the shared MIT-BIH records and of the R-peak detector on them (real data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ecgmon import recordings as rec
+from tests.shared_data import missing_reason, shared_dataset
+
+RECORDS = ("100", "104", "106", "108", "113", "121", "202", "223", "231", "232")
+
+
+@pytest.fixture(scope="module")
+def mitbih() -> Path:
+    folder = shared_dataset("mitbih")
+    if folder is None:
+        pytest.skip(missing_reason("mitbih"))
+    return folder
+
+
+def test_ten_records_with_annotations(mitbih: Path) -> None:
+    names = [p.stem for p in rec.list_records(mitbih / "records")]
+    assert tuple(names) == RECORDS
+    for name in names:
+        assert (mitbih / "annotations" / f"{name}annotations.txt").is_file()
+
+
+def test_record_100_layout_and_beat_count(mitbih: Path) -> None:
+    recording = rec.read_recording(mitbih / "records" / "100")
+    assert (recording.lead, recording.fs, recording.signal.size) == ("MLII", 360.0, 650000)
+    notes = rec.read_annotations(mitbih / "annotations" / "100annotations.txt").beats()
+    assert notes.samples.size == 2273
+    assert {str(s) for s in notes.symbols} == {"N", "A", "V"}
+
+
+def test_record_104_has_no_mlii_so_lead_0_is_used(mitbih: Path) -> None:
+    assert rec.read_recording(mitbih / "records" / "104").lead == "V5"
+
+
+@pytest.mark.parametrize("name", ["100", "223"])
+def test_detector_sensitivity_and_ppv(mitbih: Path, name: str) -> None:
+    recording = rec.read_recording(mitbih / "records" / name)
+    peaks = rec.detect_r_peaks(recording.signal, recording.fs)
+    notes = rec.read_annotations(mitbih / "annotations" / f"{name}annotations.txt").beats()
+    matched = rec.match_beats(peaks, notes.samples, tolerance=int(0.15 * recording.fs))
+    assert (matched >= 0).sum() / notes.samples.size >= 0.99
+    assert (matched >= 0).mean() >= 0.99
+
+
+def test_record_100_per_patient_auroc(mitbih: Path) -> None:
+    from models.patient_eval import evaluate_record
+
+    row = evaluate_record(mitbih, "100", 10.0, seed=0, k=3.0)
+    assert row["included"] and row["auroc"] >= 0.95

@@ -1,0 +1,126 @@
+"""ecgmon.recordings on tiny hand-made signals whose answers are exact."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecgmon import recordings as rec
+from ecgmon.errors import DataFormatError
+
+FS = 360.0
+
+
+def spike_train(peaks: list[int], n: int) -> np.ndarray:
+    """Narrow Gaussian 'QRS' spikes (1 mV, sd 3 samples) at ``peaks`` on a flat line, (n,)."""
+    t = np.arange(n)
+    return sum(np.exp(-0.5 * ((t - p) / 3.0) ** 2) for p in peaks).astype(np.float64)
+
+
+def test_vote_keeps_peaks_two_of_three_detectors_agree_on() -> None:
+    a, b, c = np.array([100, 500, 900]), np.array([104, 700, 903]), np.array([98, 1300])
+    assert rec.vote_peaks([a, b, c], min_votes=2, tolerance=10).tolist() == [100, 901]
+
+
+def test_refine_moves_to_largest_deflection_and_drops_close_duplicates() -> None:
+    signal = spike_train([200, 600], 1000)
+    signal[610] = -2.0  # a deeper (negative) deflection 10 samples after the second spike
+    assert rec.refine_peaks(signal, np.array([195, 605, 650]), FS).tolist() == [200, 610]
+
+
+def test_detector_finds_every_spike_to_the_sample() -> None:
+    peaks = [int(FS * (0.5 + 0.8 * i)) for i in range(12)]
+    found = rec.detect_r_peaks(spike_train(peaks, int(FS * 10.5)), FS)
+    assert found.tolist() == peaks
+
+
+def test_cut_beats_is_the_window_when_no_resampling_is_needed() -> None:
+    pre, post = rec.beat_window(FS)
+    ramp = np.arange(1000, dtype=np.float64)
+    beats = rec.cut_beats(ramp, np.array([400]), FS, pre + post)
+    assert beats.dtype == np.float32 and beats.shape == (1, pre + post)
+    assert beats[0, 0] == 400 - pre and beats[0, pre] == 400
+
+
+def test_complete_mask_and_incomplete_beats_are_refused() -> None:
+    pre, post = rec.beat_window(FS)
+    peaks = np.array([pre - 1, pre, 1000 - post, 1000 - post + 1])
+    assert rec.complete_mask(peaks, 1000, FS).tolist() == [False, True, True, False]
+    with pytest.raises(ValueError, match="complete"):
+        rec.cut_beats(np.zeros(1000), peaks, FS, 50)
+
+
+def test_normalise_beats_per_row() -> None:
+    beats = np.array([[1.0, 2.0, 3.0, 4.0], [5.0, 5.0, 5.0, 5.0]])
+    out = rec.normalise_beats(beats)
+    np.testing.assert_allclose(out[0].mean(), 0.0, atol=1e-7)
+    np.testing.assert_allclose(out[0].std(), 1.0, atol=1e-6)
+    assert out[1].tolist() == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_rr_features_show_a_premature_beat_and_its_pause() -> None:
+    peaks = np.array([0, 300, 600, 900, 1200, 1380, 1800, 2100])  # beat 5 early, pause after
+    rr = rec.rr_features(peaks)
+    assert rr[3].tolist() == [1.0, 1.0]
+    assert rr[5].tolist() == pytest.approx([0.6, 420 / 300])
+
+
+def test_read_annotations_and_match(tmp_path: Path) -> None:
+    path = tmp_path / "100annotations.txt"
+    path.write_text(
+        "      Time   Sample #  Type  Sub Chan  Num\tAux\n"
+        "    0:00.050       18     +    0    0    0\t(N\n"
+        "    0:00.214       77     N    0    0    0\n"
+        "    0:01.028      370     V    0    0    0\n"
+        "    0:01.839      662     N    0    0    0\n"
+    )
+    notes = rec.read_annotations(path)
+    assert notes.samples.tolist() == [18, 77, 370, 662]
+    beats = notes.beats()
+    assert beats.symbols.tolist() == ["N", "V", "N"]
+    detected = np.array([80, 300, 380, 900])
+    assert rec.match_beats(detected, beats.samples, tolerance=54).tolist() == [0, -1, 1, -1]
+
+
+def test_bad_annotation_line_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_text("Time Sample # Type\n0:00.1 12 N\n0:00.2 oops N\n")
+    with pytest.raises(DataFormatError, match="bad.txt line 3"):
+        rec.read_annotations(path)
+
+
+def write_record(folder: Path, name: str, signal: np.ndarray) -> None:
+    import wfdb
+
+    wfdb.wrsamp(
+        name,
+        fs=FS,
+        units=["mV"],
+        sig_name=["MLII"],
+        p_signal=signal[:, None],
+        fmt=["212"],
+        adc_gain=[200.0],
+        baseline=[0],
+        write_dir=str(folder),
+    )
+
+
+def test_grown_recording_yields_only_its_new_beats(tmp_path: Path) -> None:
+    peaks = [int(FS * (0.5 + 0.8 * i)) for i in range(40)]
+    full = spike_train(peaks, int(FS * 32.5))
+    write_record(tmp_path, "rec1", full[: int(FS * 15)])
+    first = next(rec.iter_recording_beats(tmp_path, 64, {}))
+    assert first.record_ids[0] == f"rec1:MLII:{first.samples[0]}"
+    assert first.signals.shape == (len(first), 64) and first.signals.dtype == np.float32
+    assert first.recorded_at[0] == rec.EPOCH + timedelta(seconds=first.samples[0] / FS)
+    assert first.samples[-1] < FS * 15 - rec.TAIL_GUARD_S * FS
+    write_record(tmp_path, "rec1", full)
+    second = next(rec.iter_recording_beats(tmp_path, 64, {"rec1": first.watermark}))
+    emitted = first.samples.tolist() + second.samples.tolist()
+    assert emitted == [p for p in peaks if p >= rec.beat_window(FS)[0]][: len(emitted)]
+    assert len(emitted) == len(set(emitted)) and second.samples[0] > first.watermark
+    again = next(rec.iter_recording_beats(tmp_path, 64, {"rec1": second.watermark}))
+    assert len(again) == 0 and again.watermark == second.watermark
