@@ -55,7 +55,12 @@ def read_file_batches(
     root: Path, file: Path, batch_size: int, start_row: int = 0
 ) -> Iterator[RawBatch]:
     """Raw batches of one file from ``start_row``; a file that cannot be read is one rejection."""
-    source, stream, fp = source_key(root), stream_name(root, file), file_fingerprint(file)
+    source, stream = source_key(root), stream_name(root, file)
+    try:
+        fp = file_fingerprint(file)
+    except FileNotFoundError:  # listed, then removed before we got to it
+        yield _file_rejection(source, stream, "", "missing_file", f"{file.name} disappeared")
+        return
     try:
         handle = pq.ParquetFile(file)
         signal_columns = _signal_columns(handle.schema_arrow)

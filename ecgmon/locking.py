@@ -1,0 +1,127 @@
+"""Run-level locks and transient-error retries for writers of the results database.
+
+Two score runs over the same source must never interleave "read watermark -> score -> commit":
+:func:`source_lock` serialises them per source key. PostgreSQL uses a session advisory lock
+(``pg_advisory_lock``) on a dedicated connection, released by the server when that connection
+ends, also when the process is killed. SQLite uses an ``flock`` on a file beside the database
+(``<db>.lock``), released by the kernel when the process dies. A second run waits (or, with
+``wait=False``, gets :class:`SourceBusyError`) and then reads the watermark the first one left.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ecgmon.errors import EcgmonError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Class of the advisory lock keys ecgmon takes (first int of the two-int key form).
+LOCK_CLASS = 0x0EC6
+
+
+class SourceBusyError(EcgmonError):
+    """Another run holds the lock of this source."""
+
+
+def lock_key(source_key: str) -> int:
+    """A stable signed 32-bit key of a source, for ``pg_advisory_lock(LOCK_CLASS, key)``."""
+    digest = hashlib.sha256(source_key.encode()).digest()
+    return int.from_bytes(digest[:4], "big", signed=True)
+
+
+@contextmanager
+def source_lock(engine: Engine, source_key: str, wait: bool = True) -> Iterator[None]:
+    """Hold the run lock of ``source_key`` for the block (wait for it, or raise when busy)."""
+    if engine.dialect.name == "postgresql":
+        with _pg_lock(engine, source_key, wait):
+            yield
+    elif engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        with _file_lock(Path(engine.url.database), source_key, wait):
+            yield
+    else:
+        yield
+
+
+@contextmanager
+def _pg_lock(engine: Engine, source_key: str, wait: bool) -> Iterator[None]:
+    key = lock_key(source_key)
+    with engine.connect() as conn:
+        if wait:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:c, :k)"), {"c": LOCK_CLASS, "k": key})
+        elif not conn.execute(
+            sa.text("SELECT pg_try_advisory_lock(:c, :k)"), {"c": LOCK_CLASS, "k": key}
+        ).scalar():
+            raise SourceBusyError(f"another run is scoring {source_key}; try again later")
+        conn.commit()
+        log.debug("holding the run lock of %s", source_key)
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:c, :k)"), {"c": LOCK_CLASS, "k": key})
+            conn.commit()
+
+
+@contextmanager
+def _file_lock(database: Path, source_key: str, wait: bool) -> Iterator[None]:
+    path = database.with_name(f"{database.name}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        flags = fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB
+        try:
+            fcntl.flock(handle.fileno(), flags)
+        except BlockingIOError as err:
+            raise SourceBusyError(f"another run is scoring {source_key}; try again later") from err
+        log.debug("holding the run lock of %s (%s)", source_key, path)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def is_transient(err: BaseException) -> bool:
+    """True for database errors worth retrying: lost connections, locks, serialisation."""
+    if isinstance(err, sa.exc.DBAPIError) and err.connection_invalidated:
+        return True
+    if isinstance(err, sa.exc.OperationalError):
+        return True
+    text = str(getattr(err, "orig", err)).lower()
+    return any(word in text for word in ("deadlock", "could not serialize", "database is locked"))
+
+
+def retry_transient(
+    action: Callable[[], T], attempts: int = 4, base_delay: float = 0.5, what: str = "write"
+) -> T:
+    """Run ``action``; on a transient database error wait 0.5 s, 1 s, 2 s ... and try again.
+
+    ``action`` must be one transaction (all or nothing), so a failed attempt leaves nothing.
+    The last error is raised unchanged when every attempt failed.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except sa.exc.DBAPIError as err:
+            if attempt == attempts or not is_transient(err):
+                raise
+            delay = base_delay * 2 ** (attempt - 1)
+            log.warning(
+                "database %s failed (%s), attempt %d of %d; retrying in %.1f s",
+                what,
+                type(err.orig).__name__,
+                attempt,
+                attempts,
+                delay,
+            )
+            time.sleep(delay)
+    raise AssertionError("unreachable")
