@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prefect import flow
 
+from ecgmon.db import create_db_engine, redact_url
 from ecgmon.settings import get_settings
+from tasks.alerts import alert_run_task
+from tasks.reporting import measure_drift_task, publish_run_summary, top_flagged
 from tasks.runs import current_run_id, finish_run_task, start_run_task
 from tasks.scoring import resolve_judge_task, score_new_records_task
 
@@ -15,25 +20,34 @@ def score_flow(
     table: str | None = None,
     model_version: int | None = None,
     batch_size: int | None = None,
+    as_of: datetime | None = None,
 ) -> dict:
     """Score every new record of ``source`` (Parquet file/folder) with the champion model."""
     settings = get_settings(batch_size=batch_size)
     run_id = current_run_id()
-    params = {"source": source, "table": table, "model_version": model_version}
-    start_run_task(settings, run_id, "score", params, source)
+    as_of = window_end(as_of)
+    shown = safe_source(source)  # a database URL may hold a password: never stored or logged
+    params = {"source": shown, "table": table, "model_version": model_version}
+    start_run_task(settings, run_id, "score", params, shown)
     try:
         ref = resolve_judge_task(settings, model_version)
-        counts = score_new_records_task(settings, source, table, ref, run_id)
+        counts = score_new_records_task(settings, source, table, ref, run_id, as_of)
     except Exception as err:
         finish_run_task(settings, run_id, "failed", error=type(err).__name__)
         raise
+    drift = measure_drift_task(settings, run_id, ref.model_version) if counts["n_scored"] else None
     row = finish_run_task(
         settings,
         run_id,
         "completed",
         model_version=ref.model_version,
         threshold_version=ref.threshold_version,
+        drift_psi=(drift or {}).get("psi"),
+        drift=drift,
     )
+    alert = alert_run_task(settings, run_id)  # after the commit; never raises
+    row = row | {"alert_state": alert["state"], "alert_detail": alert["detail"]}
+    publish_run_summary(row, top_flagged(create_db_engine(settings.database_url_plain), run_id))
     return {
         "run_id": run_id,
         **counts,
@@ -41,4 +55,20 @@ def score_flow(
         "threshold_version": ref.threshold_version,
         "threshold": ref.threshold,
         "status": row["status"],
+        "drift_psi": row["drift_psi"],
+        "alert_state": alert["state"],
     }
+
+
+def safe_source(spec: str) -> str:
+    """A source as it may be shown: database URLs with the password masked."""
+    return redact_url(spec) if "://" in spec else spec
+
+
+def window_end(as_of: datetime | None) -> datetime:
+    """End of the run's window: ``as_of`` if given, else the run's SCHEDULED start, never now()."""
+    if as_of is not None:
+        return as_of
+    from prefect.runtime import flow_run
+
+    return flow_run.scheduled_start_time
