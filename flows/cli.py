@@ -19,7 +19,7 @@ from ecgmon.errors import EcgmonError  # noqa: E402
 from ecgmon.settings import get_settings  # noqa: E402
 
 # Modules that add sub-commands: each has ``register(subparsers)``.
-EXTENSIONS: list[str] = ["flows.cli_recordings"]
+EXTENSIONS: list[str] = ["flows.cli_ops", "flows.cli_recordings", "flows.cli_rejected"]
 
 
 def _print_json(payload: dict) -> None:
@@ -45,6 +45,8 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from flows.train import train_flow
 
+    _require_path(args.data)
+
     result = train_flow(
         data=str(args.data),
         architecture=args.architecture,
@@ -61,7 +63,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from ecgmon.sources import open_source
     from flows.score import score_flow
+    from tasks.scoring import resolve_judge
+
+    # the errors a user can cause are found before a flow run starts
+    open_source(str(args.source), args.table)
+    resolve_judge(get_settings(), args.model_version)
 
     result = score_flow(
         source=str(args.source),
@@ -77,6 +85,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result)
     return 0
+
+
+def _require_path(path: Path) -> None:
+    from ecgmon.errors import SourceNotFoundError
+
+    if not Path(path).exists():
+        raise SourceNotFoundError(f"{path} does not exist")
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
@@ -204,6 +219,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _QuietUserErrors(logging.Filter):
+    """Drop the traceback Prefect logs for errors a user caused; the CLI states them in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], EcgmonError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _quiet_prefect_tracebacks() -> None:
+    for name in (
+        "prefect.task_runs",
+        "prefect.flow_runs",
+        "prefect.task_engine",
+        "prefect.flow_engine",
+    ):
+        logging.getLogger(name).addFilter(_QuietUserErrors())
+
+
 def _user_error(message: str) -> int:
     print(f"ecgmon: error: {message}", file=sys.stderr)
     return 2
@@ -213,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
     func: Callable[[argparse.Namespace], int] = args.func
+    _quiet_prefect_tracebacks()
     try:
         return func(args)
     except EcgmonError as err:

@@ -1,0 +1,71 @@
+"""validate_batch on three-row hand-made batches: every bad row becomes a reasoned rejection."""
+
+import numpy as np
+import pandas as pd
+
+from ecgmon.records import RawBatch, StreamPosition
+from ecgmon.validation import validate_batch
+
+
+def raw(ids, times, signals, patients=None) -> RawBatch:
+    n = len(ids)
+    return RawBatch(
+        source="test",
+        record_id=np.asarray(ids, dtype=object),
+        recorded_at=pd.Series(times, dtype=object),
+        patient_id=np.asarray(patients or [None] * n, dtype=object),
+        signals=signals,
+        row_keys=[f"f#row={i}" for i in range(n)],
+        position=StreamPosition("f", n),
+    )
+
+
+def test_good_rows_pass_unchanged():
+    sig = np.arange(12, dtype=np.float32).reshape(3, 4)
+    valid, rejected = validate_batch(raw(["a", "b", "c"], ["2026-01-01T00:00:00Z"] * 3, sig), 4)
+    assert rejected == [] and list(valid.record_id) == ["a", "b", "c"]
+    np.testing.assert_array_equal(valid.signals, sig)
+    assert str(valid.recorded_at.tz) == "UTC"
+
+
+def test_each_fault_has_its_reason():
+    signals = [
+        [1.0, 2.0, 3.0],
+        [1.0, np.nan, 3.0],
+        [1.0, 2.0],
+        None,
+        [1.0, 2.0, 3.0],
+        [9e9, 0, 0],
+        [],
+    ]
+    ids = ["ok", "nan", "short", "none", None, "loud", "empty"]
+    times = ["2026-01-01 00:00"] * 7
+    valid, rejected = validate_batch(raw(ids, times, signals), 3)
+    reasons = {
+        r.record_key.split(":")[-1] if ":" in r.record_key else r.record_key: r.reason
+        for r in rejected
+    }
+    assert list(valid.record_id) == ["ok"]
+    assert reasons == {
+        "nan": "non_finite",
+        "short": "wrong_length",
+        "none": "missing_signal",
+        "f#row=4": "missing_record_id",
+        "loud": "implausible_amplitude",
+        "empty": "empty_signal",
+    }
+    assert len(valid) + len(rejected) == len(ids)
+    assert all(r.raw_payload for r in rejected)
+
+
+def test_duplicates_and_bad_times_are_rejected_and_timezones_normalised():
+    sig = np.zeros((4, 2), dtype=np.float32)
+    times = ["2026-01-01T01:00:00+01:00", "not a time", "2026-01-01T00:00:00", None]
+    valid, rejected = validate_batch(raw(["a", "b", "a", "c"], times, sig), 2)
+    assert sorted(r.reason for r in rejected) == [
+        "duplicate_record_id",
+        "missing_recorded_at",
+        "missing_recorded_at",
+    ]
+    assert list(valid.record_id) == ["a"]
+    assert valid.recorded_at[0] == pd.Timestamp("2026-01-01T00:00:00Z")
