@@ -163,10 +163,12 @@ def vote_peaks(candidates: list[np.ndarray], min_votes: int, tolerance: int) -> 
     return np.asarray(kept, dtype=np.int64)
 
 
-def refine_peaks(cleaned: np.ndarray, peaks: np.ndarray, fs: float) -> np.ndarray:
+def refine_peaks(
+    cleaned: np.ndarray, peaks: np.ndarray, fs: float, half_window_s: float = 0.075
+) -> np.ndarray:
     """Move each peak to the largest |cleaned| within 50 ms; drop peaks closer than 200 ms to a
     larger one. ``cleaned`` (n,) the cleaned signal; returns sorted unique int64 indices."""
-    half = max(1, int(0.05 * fs))
+    half = max(1, int(half_window_s * fs))
     refined = []
     for p in peaks:
         lo, hi = max(0, p - half), min(cleaned.size, p + half + 1)

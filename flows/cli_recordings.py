@@ -11,7 +11,9 @@ from pathlib import Path
 def cmd_evaluate_recordings(args: argparse.Namespace) -> int:
     from models.patient import evaluate_recordings
 
-    result = evaluate_recordings(Path(args.data), args.baseline_minutes, seed=args.seed)
+    result = evaluate_recordings(
+        Path(args.data), args.baseline_minutes, seed=args.seed, report_dir=args.report
+    )
     print(format_table(result))
     if args.json:
         print(json.dumps(result, sort_keys=True, default=str))
@@ -61,5 +63,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--baseline-minutes", type=float, default=10.0)
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--report", type=Path, help="folder for PNG pictures of top flagged beats")
     ev.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
     ev.set_defaults(func=cmd_evaluate_recordings)

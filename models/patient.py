@@ -19,6 +19,7 @@ loss, of prematurity (short RR before) and half that of a long RR after (compens
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -180,12 +181,15 @@ def fit_patient_baseline(
     )
 
 
-def evaluate_recordings(data_dir, baseline_minutes: float, seed: int = 0) -> dict:  # noqa: ANN001
+def evaluate_recordings(
+    data_dir: Path, baseline_minutes: float, seed: int = 0, report_dir: Path | None = None
+) -> dict:
     """Per-record evaluation of per-patient baselines on an MIT-BIH style folder.
 
     ``data_dir`` holds ``records/*.hea`` and ``annotations/NNNannotations.txt``. Returns
-    {"per_record": {name: {...}}, "mean_auroc": float, ...}; see models/patient_eval.py.
+    {"per_record": {name: {...}}, "mean_auroc": float, ...}; see models/patient_eval.py. With
+    ``report_dir`` the top flagged beats of each record are drawn there as PNG.
     """
     from models.patient_eval import evaluate_folder
 
-    return evaluate_folder(data_dir, baseline_minutes, seed)
+    return evaluate_folder(Path(data_dir), baseline_minutes, seed, report_dir=report_dir)

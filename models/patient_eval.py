@@ -10,6 +10,7 @@ normal = ``N``, abnormal = any other beat symbol, unmatched detections carry no 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 
 from ecgmon import recordings as rec
 from ecgmon.errors import SourceNotFoundError
-from models.patient import MIN_BASELINE_BEATS, fit_patient_baseline
+from models.patient import MIN_BASELINE_BEATS, PatientBaseline, fit_patient_baseline
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +27,31 @@ MATCH_TOLERANCE_S = 0.15
 MIN_ABNORMAL = 5
 
 
-def evaluate_folder(data_dir: Path, baseline_minutes: float, seed: int = 0, k: float = 3.0) -> dict:
-    """Evaluate every record of ``data_dir`` (records/, annotations/); JSON-ready dict."""
+def evaluate_folder(
+    data_dir: Path,
+    baseline_minutes: float,
+    seed: int = 0,
+    k: float = 3.0,
+    report_dir: Path | None = None,
+) -> dict:
+    """Evaluate every record of ``data_dir`` (records/, annotations/); JSON-ready dict.
+
+    With ``report_dir``, the highest-scoring flagged beats of each record are drawn there (PNG).
+    """
     data_dir = Path(data_dir)
     headers = rec.list_records(data_dir / "records")
     if not headers:
         raise SourceNotFoundError(f"no WFDB records (*.hea) in {data_dir / 'records'}")
     per_record = {}
     for header in headers:
-        per_record[header.stem] = evaluate_record(data_dir, header.stem, baseline_minutes, seed, k)
+        scored = score_record(data_dir, header.stem, baseline_minutes, seed, k)
+        per_record[header.stem] = measure(scored)
+        if report_dir is not None and scored.baseline is not None:
+            from models.patient_report import write_flagged_beats
+
+            per_record[header.stem]["pictures"] = [
+                str(p) for p in write_flagged_beats(scored, Path(report_dir))
+            ]
         log.info("record %s: %s", header.stem, per_record[header.stem])
     included = [name for name, row in per_record.items() if row["included"]]
     totals = {
@@ -56,64 +73,109 @@ def evaluate_folder(data_dir: Path, baseline_minutes: float, seed: int = 0, k: f
     }
 
 
-def evaluate_record(data_dir: Path, name: str, minutes: float, seed: int, k: float) -> dict:
-    """Detect, build the baseline from the first ``minutes``, score the rest, measure."""
+@dataclass(frozen=True)
+class ScoredRecord:
+    """One record as the pipeline saw it: detected beats (n,), their labels for measuring only
+    (0 normal, 1 abnormal, -1 unmatched), symbols ("" when unmatched), baseline and after-window
+    masks, the patient's baseline (None when too few beats) and scores (n,) (NaN in the window)."""
+
+    recording: rec.Recording
+    peaks: np.ndarray
+    beats: np.ndarray
+    rr: np.ndarray
+    labels: np.ndarray
+    symbols: np.ndarray
+    in_baseline: np.ndarray
+    after: np.ndarray
+    baseline: PatientBaseline | None
+    scores: np.ndarray
+    detection: dict
+
+
+def score_record(data_dir: Path, name: str, minutes: float, seed: int, k: float) -> ScoredRecord:
+    """Detect beats, fit the baseline on the first ``minutes``, score every later beat."""
     recording = rec.read_recording(data_dir / "records" / name)
     fs = recording.fs
     peaks = rec.detect_r_peaks(recording.signal, fs)
     rr = rec.rr_features(peaks)
     keep = rec.complete_mask(peaks, recording.signal.size, fs)
     peaks, rr = peaks[keep], rr[keep]
-    beats = rec.normalise_beats(
-        rec.cut_beats(rec.clean_signal(recording.signal, fs), peaks, fs, BEAT_LENGTH)
-    )
-    labels, detection = _labels(data_dir, name, peaks, fs)
+    cleaned = rec.clean_signal(recording.signal, fs)
+    beats = rec.normalise_beats(rec.cut_beats(cleaned, peaks, fs, BEAT_LENGTH))
+    labels, symbols, detection = _labels(data_dir, name, peaks, fs)
     window = minutes * 60.0 * fs
-    in_baseline = (peaks < window) & (labels == 0)
-    row = detection | {"lead": recording.lead, "n_baseline": int(in_baseline.sum())}
-    after = (peaks >= window) & (labels >= 0)
-    row |= {
-        "n_normal": int((labels[after] == 0).sum()),
-        "n_abnormal": int((labels[after] == 1).sum()),
-    }
-    if in_baseline.sum() < MIN_BASELINE_BEATS:
-        return row | {
-            "eligible": False,
-            "included": False,
-            "reason": f"{int(in_baseline.sum())} baseline beats < {MIN_BASELINE_BEATS}",
-        }
-    baseline = fit_patient_baseline(
-        name,
-        beats[in_baseline],
-        rr[in_baseline],
-        seed=seed,
-        k=k,
-        source=f"{name}: annotated N beats, first {minutes:g} min",
+    in_baseline, after = (peaks < window) & (labels == 0), peaks >= window
+    baseline, scores = None, np.full(peaks.size, np.nan)
+    if in_baseline.sum() >= MIN_BASELINE_BEATS:
+        source = f"{name}: annotated N beats, first {minutes:g} min"
+        baseline = fit_patient_baseline(
+            name, beats[in_baseline], rr[in_baseline], seed=seed, k=k, source=source
+        )
+        scores[after] = baseline.score(beats[after], rr[after])
+    return ScoredRecord(
+        recording,
+        peaks,
+        beats,
+        rr,
+        labels,
+        symbols,
+        in_baseline,
+        after,
+        baseline,
+        scores,
+        detection,
     )
-    scores = baseline.score(beats[after], rr[after])
-    metrics = _metrics(labels[after], scores, baseline.threshold.value)
+
+
+def evaluate_record(data_dir: Path, name: str, minutes: float, seed: int, k: float) -> dict:
+    """Per-record figures of one record (see ``measure``)."""
+    return measure(score_record(data_dir, name, minutes, seed, k))
+
+
+def measure(scored: ScoredRecord) -> dict:
+    """Detection, baseline size, and AUROC/F1/false alarms of the beats after the window."""
+    measured = scored.after & (scored.labels >= 0)
+    labels = scored.labels[measured]
+    row = scored.detection | {
+        "lead": scored.recording.lead,
+        "n_baseline": int(scored.in_baseline.sum()),
+        "n_normal": int((labels == 0).sum()),
+        "n_abnormal": int((labels == 1).sum()),
+    }
+    if scored.baseline is None:
+        reason = f"{row['n_baseline']} baseline beats < {MIN_BASELINE_BEATS}"
+        return row | {"eligible": False, "included": False, "reason": reason}
+    metrics = _metrics(labels, scored.scores[measured], scored.baseline.threshold.value)
     included = row["n_abnormal"] >= MIN_ABNORMAL
     reason = "" if included else f"{row['n_abnormal']} abnormal beats < {MIN_ABNORMAL}"
+    summary = scored.baseline.summary()
     return (
         row
         | metrics
-        | {"eligible": True, "included": included, "reason": reason, "baseline": baseline.summary()}
+        | {"eligible": True, "included": included, "reason": reason, "baseline": summary}
     )
 
 
-def _labels(data_dir: Path, name: str, peaks: np.ndarray, fs: float) -> tuple[np.ndarray, dict]:
-    """Per detected peak: 0 normal, 1 abnormal, -1 unmatched; and detection figures."""
+def _labels(
+    data_dir: Path, name: str, peaks: np.ndarray, fs: float
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Per detected peak: 0 normal, 1 abnormal, -1 unmatched; its symbol; detection figures."""
     notes = rec.read_annotations(data_dir / "annotations" / f"{name}annotations.txt").beats()
     matched = rec.match_beats(peaks, notes.samples, int(round(MATCH_TOLERANCE_S * fs)))
     labels = np.where(matched >= 0, (notes.symbols[np.maximum(matched, 0)] != "N").astype(int), -1)
     n_matched = int((matched >= 0).sum())
-    return labels, {
-        "n_detected": int(peaks.size),
-        "n_annotated": int(notes.samples.size),
-        "n_matched": n_matched,
-        "sensitivity": n_matched / max(notes.samples.size, 1),
-        "ppv": n_matched / max(peaks.size, 1),
-    }
+    symbols = np.where(matched >= 0, notes.symbols[np.maximum(matched, 0)], "")
+    return (
+        labels,
+        symbols,
+        {
+            "n_detected": int(peaks.size),
+            "n_annotated": int(notes.samples.size),
+            "n_matched": n_matched,
+            "sensitivity": n_matched / max(notes.samples.size, 1),
+            "ppv": n_matched / max(peaks.size, 1),
+        },
+    )
 
 
 def _metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:

@@ -1,0 +1,92 @@
+"""A flagged beat in context: a few seconds of strip, the beat and its reconstruction (PNG)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ecgmon import recordings as rec
+
+if TYPE_CHECKING:
+    from models.patient_eval import ScoredRecord
+
+log = logging.getLogger(__name__)
+
+
+def plot_beat_in_context(
+    recording: rec.Recording,
+    sample: int,
+    beat: np.ndarray,
+    reconstruction: np.ndarray,
+    path: Path,
+    *,
+    marks: dict[int, str] | None = None,
+    title: str = "",
+    seconds: float = 4.0,
+) -> Path:
+    """Draw ``seconds`` of raw strip centred on R peak ``sample`` with the beat window shaded and
+    ``marks`` (sample -> annotation symbol) over the R peaks, and below it the model input ``beat``
+    (length,) with its ``reconstruction`` (length,). Writes a PNG at ``path``; returns it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fs, half = recording.fs, int(seconds * recording.fs / 2)
+    lo, hi = max(0, sample - half), min(recording.signal.size, sample + half)
+    fig, (strip, shape) = plt.subplots(2, 1, figsize=(9, 5.5), height_ratios=[1.2, 1])
+    t = (np.arange(lo, hi) - sample) / fs
+    strip.plot(t, recording.signal[lo:hi], color="black", linewidth=0.8)
+    pre, post = rec.beat_window(fs)
+    strip.axvspan(-pre / fs, post / fs, color="tab:red", alpha=0.12, label="scored beat")
+    top = float(recording.signal[lo:hi].max())
+    for at, symbol in (marks or {}).items():
+        if lo <= at < hi and symbol:
+            colour = "tab:red" if at == sample else "tab:blue"
+            strip.annotate(symbol, ((at - sample) / fs, top), color=colour, ha="center")
+    strip.set(xlabel="seconds from the R peak", ylabel=f"{recording.lead} (mV)", title=title)
+    strip.legend(loc="lower right", fontsize=8)
+    shape.plot(beat, label="beat (model input)", color="black")
+    shape.plot(reconstruction, label="reconstruction from the patient's baseline", color="tab:red")
+    shape.set(xlabel="sample (resampled)", ylabel="z-normalised")
+    shape.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_flagged_beats(scored: ScoredRecord, folder: Path, n: int = 2) -> list[Path]:
+    """PNG pictures of the ``n`` highest-scoring flagged beats of a scored record."""
+    if scored.baseline is None:
+        return []
+    threshold = scored.baseline.threshold.value
+    flagged = np.flatnonzero(np.nan_to_num(scored.scores, nan=-np.inf) > threshold)
+    top = flagged[np.argsort(scored.scores[flagged])[::-1][:n]]
+    marks = {int(p): str(s) for p, s in zip(scored.peaks, scored.symbols, strict=True)}
+    paths = []
+    for i in top:
+        sample, name = int(scored.peaks[i]), scored.recording.name
+        title = (
+            f"record {name}, R peak at sample {sample} ({sample / scored.recording.fs:.1f} s): "
+            f"score {scored.scores[i]:.1f} > threshold {threshold:.1f}; "
+            f"annotation {scored.symbols[i] or 'none'}"
+        )
+        reconstruction = scored.baseline.shape.reconstruct(scored.beats[i : i + 1])[0]
+        paths.append(
+            plot_beat_in_context(
+                scored.recording,
+                sample,
+                scored.beats[i],
+                reconstruction,
+                Path(folder) / f"{name}_{sample}.png",
+                marks=marks,
+                title=title,
+            )
+        )
+    log.info("record %s: %d flagged-beat pictures in %s", scored.recording.name, len(paths), folder)
+    return paths
