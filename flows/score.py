@@ -22,7 +22,8 @@ def score_flow(
     batch_size: int | None = None,
     as_of: datetime | None = None,
 ) -> dict:
-    """Score every new record of ``source`` (Parquet file/folder) with the champion model."""
+    """Score every new record of ``source`` (Parquet file/folder, or a database URL or
+    ``env:VAR`` with ``table``) with the champion model; then drift, alert and summary."""
     settings = get_settings(batch_size=batch_size)
     run_id = current_run_id()
     as_of = window_end(as_of)
