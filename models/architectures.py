@@ -1,7 +1,10 @@
 """Keras autoencoders, registered by name. Each builder returns a compiled model.
 
-Contract: training is ``model.fit(x, x)`` on scaled beats ``x`` of shape (n, input_length);
-``model(x, training=False)`` returns the reconstruction, same shape. Works for any input length.
+Contract: training is ``model.fit(x, x)`` on scaled beats ``x`` of shape (n, input_length),
+float32 in about [0, 1]; ``model(x, training=False)`` returns the reconstruction, same shape.
+Every builder works for any input length and uses only registered, serialisable layers, so
+``keras.saving.load_model(path, safe_mode=True)`` restores it without executing Python code.
+Noise and sampling are active only in training; at inference every model is deterministic.
 """
 
 from __future__ import annotations
@@ -9,34 +12,153 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
+from keras import layers, ops
 
 Builder = Callable[[int, dict, int], keras.Model]
 
 
-def _dense(input_length: int, hp: dict, seed: int) -> keras.Model:
-    """The TensorFlow tutorial's dense autoencoder: 32-16-8 encoder, mirrored decoder, sigmoid."""
-    init = keras.initializers.GlorotUniform(seed=seed)
-    inputs = keras.Input(shape=(input_length,), name="beat")
-    x = inputs
-    for i, units in enumerate(hp["encoder_units"]):
-        x = keras.layers.Dense(units, activation="relu", kernel_initializer=init, name=f"enc_{i}")(
-            x
-        )
-    for i, units in enumerate(reversed(hp["encoder_units"][:-1])):
-        x = keras.layers.Dense(units, activation="relu", kernel_initializer=init, name=f"dec_{i}")(
-            x
-        )
-    outputs = keras.layers.Dense(
-        input_length, activation="sigmoid", kernel_initializer=init, name="reconstruction"
-    )(x)
-    model = keras.Model(inputs, outputs, name="dense_autoencoder")
-    model.compile(optimizer=keras.optimizers.Adam(hp["learning_rate"]), loss="mae")
+@keras.saving.register_keras_serializable(package="ecgmon")
+class GaussianSampling(layers.Layer):
+    """VAE reparameterisation: ``mean + exp(logvar / 2) * eps`` in training, ``mean`` otherwise.
+
+    Inputs: ``[mean, logvar]``, each (n, latent). Adds ``beta`` times the batch-mean KL
+    divergence to N(0, I) (nats per beat) as a model loss, so plain ``fit(x, x)`` trains the ELBO.
+    """
+
+    def __init__(self, beta: float = 1e-3, seed: int = 0, **kwargs) -> None:  # noqa: ANN003
+        super().__init__(**kwargs)
+        self.beta = float(beta)
+        self.seed = int(seed)
+        self._noise = keras.random.SeedGenerator(self.seed)
+
+    def call(self, inputs, training=None):  # noqa: ANN001, ANN201
+        mean, logvar = inputs
+        kl = -0.5 * ops.sum(1.0 + logvar - ops.square(mean) - ops.exp(logvar), axis=-1)
+        self.add_loss(self.beta * ops.mean(kl))
+        if not training:
+            return mean
+        eps = keras.random.normal(ops.shape(mean), seed=self._noise)
+        return mean + ops.exp(0.5 * logvar) * eps
+
+    def get_config(self) -> dict:
+        return super().get_config() | {"beta": self.beta, "seed": self.seed}
+
+
+def _compile(model: keras.Model, hp: dict) -> keras.Model:
+    model.compile(optimizer=keras.optimizers.Adam(hp["learning_rate"]), loss=hp.get("loss", "mae"))
     return model
 
 
-ARCHITECTURES: dict[str, Builder] = {"dense": _dense}
+def _dense_stack(x, units: list[int], prefix: str, seed: int, dropout: float = 0.0):  # noqa: ANN001, ANN202
+    init = keras.initializers.GlorotUniform(seed=seed)
+    for i, n in enumerate(units):
+        x = layers.Dense(n, activation="relu", kernel_initializer=init, name=f"{prefix}_{i}")(x)
+        if dropout:
+            x = layers.Dropout(dropout, seed=seed + i, name=f"{prefix}_dropout_{i}")(x)
+    return x
+
+
+def _reconstruction(x, input_length: int, seed: int):  # noqa: ANN001, ANN202
+    init = keras.initializers.GlorotUniform(seed=seed)
+    return layers.Dense(
+        input_length, activation="sigmoid", kernel_initializer=init, name="reconstruction"
+    )(x)
+
+
+def _dense(input_length: int, hp: dict, seed: int) -> keras.Model:
+    """The TensorFlow tutorial's dense autoencoder: 32-16-8 encoder, mirrored decoder, sigmoid.
+
+    Optional ``noise`` (std of Gaussian input noise in scaled units) makes it a denoising one.
+    """
+    inputs = keras.Input(shape=(input_length,), name="beat")
+    x = inputs
+    if hp.get("noise", 0.0):
+        x = layers.GaussianNoise(hp["noise"], seed=seed, name="corrupt")(x)
+    units = list(hp["encoder_units"])
+    x = _dense_stack(x, units, "enc", seed, hp.get("dropout", 0.0))
+    x = _dense_stack(x, units[-2::-1], "dec", seed + 101)
+    outputs = _reconstruction(x, input_length, seed + 202)
+    return _compile(keras.Model(inputs, outputs, name=f"{hp.get('name', 'dense')}_autoencoder"), hp)
+
+
+def _conv_denoising(input_length: int, hp: dict, seed: int) -> keras.Model:
+    """1-D convolutional denoising autoencoder with a dense bottleneck.
+
+    (n, L) -> Gaussian noise (training only) -> zero-pad L to a multiple of 2**depth ->
+    ``depth`` strided Conv1D blocks -> Dense(latent) -> mirrored Conv1DTranspose blocks ->
+    Conv1D(1, sigmoid) -> crop back to L -> (n, L). The padding is fixed when the model is
+    built for an input length, so any length works.
+    """
+    filters, kernel, depth = list(hp["filters"]), int(hp["kernel_size"]), len(hp["filters"])
+    pad = (-input_length) % (2**depth)
+    steps = (input_length + pad) // 2**depth
+    init = keras.initializers.GlorotUniform(seed=seed)
+    inputs = keras.Input(shape=(input_length,), name="beat")
+    x = layers.Reshape((input_length, 1), name="as_channels")(inputs)
+    x = layers.GaussianNoise(hp["noise"], seed=seed, name="corrupt")(x)
+    x = layers.ZeroPadding1D((0, pad), name="pad")(x)
+    for i, f in enumerate(filters):
+        x = layers.Conv1D(f, kernel, strides=2, padding="same", activation="relu",
+                          kernel_initializer=init, name=f"enc_conv_{i}")(x)  # fmt: skip
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(hp["latent"], activation="relu", kernel_initializer=init, name="code")(x)
+    x = layers.Dense(steps * filters[-1], activation="relu", kernel_initializer=init,
+                     name="expand")(x)  # fmt: skip
+    x = layers.Reshape((steps, filters[-1]), name="unflatten")(x)
+    for i, f in enumerate(reversed(filters)):
+        x = layers.Conv1DTranspose(f, kernel, strides=2, padding="same", activation="relu",
+                                   kernel_initializer=init, name=f"dec_conv_{i}")(x)  # fmt: skip
+    x = layers.Conv1D(1, kernel, padding="same", activation="sigmoid", kernel_initializer=init,
+                      name="to_signal")(x)  # fmt: skip
+    x = layers.Cropping1D((0, pad), name="crop")(x)
+    outputs = layers.Reshape((input_length,), name="reconstruction")(x)
+    return _compile(keras.Model(inputs, outputs, name="conv_denoising_autoencoder"), hp)
+
+
+def _vae(input_length: int, hp: dict, seed: int) -> keras.Model:
+    """Dense variational autoencoder; the reconstruction is decoded from the posterior mean.
+
+    Trained on reconstruction loss + ``beta`` * KL (a weighted negative ELBO). At inference the
+    sampling layer returns the mean code, so the per-beat MAE of the output is deterministic.
+    """
+    init = keras.initializers.GlorotUniform(seed=seed)
+    inputs = keras.Input(shape=(input_length,), name="beat")
+    units = list(hp["encoder_units"])
+    x = _dense_stack(inputs, units, "enc", seed)
+    mean = layers.Dense(hp["latent"], kernel_initializer=init, name="z_mean")(x)
+    logvar = layers.Dense(hp["latent"], kernel_initializer=init, name="z_logvar")(x)
+    z = GaussianSampling(hp["beta"], seed=seed, name="sampling")([mean, logvar])
+    x = _dense_stack(z, units[::-1], "dec", seed + 101)
+    outputs = _reconstruction(x, input_length, seed + 202)
+    return _compile(keras.Model(inputs, outputs, name="variational_autoencoder"), hp)
+
+
+ARCHITECTURES: dict[str, Builder] = {
+    "dense": _dense,
+    "conv_denoising": _conv_denoising,
+    "vae": _vae,
+}
+# Measured on ECG5000 (docs/results.md); batch sizes are small because the official split has
+# only ~200 training beats after the calibration and validation slices are taken out.
 HYPERPARAMETERS: dict[str, dict] = {
     "dense": {"encoder_units": [32, 16, 8], "learning_rate": 1e-3, "batch_size": 512},
+    "conv_denoising": {
+        "filters": [32, 16, 8],
+        "kernel_size": 7,
+        "latent": 16,
+        "noise": 0.02,
+        "learning_rate": 1e-3,
+        "batch_size": 64,
+        "loss": "mae",
+    },
+    "vae": {
+        "encoder_units": [64, 32],
+        "latent": 8,
+        "beta": 1e-3,
+        "learning_rate": 1e-3,
+        "batch_size": 64,
+        "loss": "mae",
+    },
 }
 DEFAULT_ARCHITECTURE = "dense"
 
