@@ -12,7 +12,11 @@ def cmd_evaluate_recordings(args: argparse.Namespace) -> int:
     from models.patient import evaluate_recordings
 
     result = evaluate_recordings(
-        Path(args.data), args.baseline_minutes, seed=args.seed, report_dir=args.report
+        Path(args.data),
+        args.baseline_minutes,
+        seed=args.seed,
+        report_dir=args.report,
+        detector=args.detector,
     )
     print(format_table(result))
     if args.json:
@@ -39,17 +43,18 @@ def format_table(result: dict) -> str:
         cells = [_cell(row.get(col)) for col in cols]
         used = "yes" if row["included"] else f"no ({row['reason']})"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {used} |")
+    n_used = len(result["records_in_mean"])
     lines.append(
-        f"mean AUROC {result['mean_auroc']:.4f} over {len(result['records_in_mean'])} records; "
+        f"mean AUROC {_cell(result['mean_auroc'], 4)} over {n_used} records; "
         f"detector sensitivity {result['sensitivity']:.4f}, PPV {result['ppv']:.4f}"
     )
     return "\n".join(lines)
 
 
-def _cell(value: object) -> str:
+def _cell(value: object, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,6 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--baseline-minutes", type=float, default=10.0)
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument(
+        "--detector", choices=("vote", "xqrs", "neurokit"), default="vote", help="R-peak method"
+    )
     ev.add_argument("--report", type=Path, help="folder for PNG pictures of top flagged beats")
     ev.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
     ev.set_defaults(func=cmd_evaluate_recordings)

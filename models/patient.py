@@ -18,6 +18,7 @@ loss, of prematurity (short RR before) and half that of a long RR after (compens
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -94,6 +95,38 @@ class PatientBaseline:
             "components": int(self.shape.basis.shape[0]),
             "threshold": asdict(self.threshold),
         }
+
+    def save(self, folder: Path) -> list[Path]:
+        """Write ``baseline.npz`` (arrays) and ``baseline.json`` (the rest) into ``folder``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = folder / "baseline.npz"
+        np.savez(
+            arrays,
+            mean=self.shape.mean,
+            basis=self.shape.basis,
+            rr_centre=self.rr_stats[0],
+            rr_scale=self.rr_stats[1],
+        )
+        meta = folder / "baseline.json"
+        meta.write_text(json.dumps(self.summary() | {"shape_stats": list(self.shape_stats)}))
+        return [arrays, meta]
+
+    @classmethod
+    def load(cls, folder: Path) -> PatientBaseline:
+        """Read a baseline written by ``save``."""
+        meta = json.loads((folder / "baseline.json").read_text())
+        with np.load(folder / "baseline.npz") as arrays:
+            shape = ShapeModel(arrays["mean"], arrays["basis"])
+            rr_stats = (arrays["rr_centre"], arrays["rr_scale"])
+        return cls(
+            meta["patient_id"],
+            meta["source"],
+            meta["n_beats"],
+            shape,
+            tuple(meta["shape_stats"]),
+            rr_stats,
+            Threshold(**meta["threshold"]),
+        )
 
 
 def robust_stats(values: np.ndarray, floor: float = 1e-9) -> tuple[float, float]:
@@ -182,14 +215,21 @@ def fit_patient_baseline(
 
 
 def evaluate_recordings(
-    data_dir: Path, baseline_minutes: float, seed: int = 0, report_dir: Path | None = None
+    data_dir: Path,
+    baseline_minutes: float,
+    seed: int = 0,
+    report_dir: Path | None = None,
+    detector: str = "vote",
 ) -> dict:
     """Per-record evaluation of per-patient baselines on an MIT-BIH style folder.
 
     ``data_dir`` holds ``records/*.hea`` and ``annotations/NNNannotations.txt``. Returns
     {"per_record": {name: {...}}, "mean_auroc": float, ...}; see models/patient_eval.py. With
-    ``report_dir`` the top flagged beats of each record are drawn there as PNG.
+    ``report_dir`` the top flagged beats of each record are drawn there as PNG; ``detector``
+    chooses the R-peak method (vote, xqrs, neurokit) for comparisons.
     """
     from models.patient_eval import evaluate_folder
 
-    return evaluate_folder(Path(data_dir), baseline_minutes, seed, report_dir=report_dir)
+    return evaluate_folder(
+        Path(data_dir), baseline_minutes, seed, report_dir=report_dir, detector=detector
+    )

@@ -33,10 +33,12 @@ def evaluate_folder(
     seed: int = 0,
     k: float = 3.0,
     report_dir: Path | None = None,
+    detector: str = "vote",
 ) -> dict:
     """Evaluate every record of ``data_dir`` (records/, annotations/); JSON-ready dict.
 
     With ``report_dir``, the highest-scoring flagged beats of each record are drawn there (PNG).
+    ``detector`` is a method of ``ecgmon.recordings.detect_r_peaks`` (vote, xqrs, neurokit).
     """
     data_dir = Path(data_dir)
     headers = rec.list_records(data_dir / "records")
@@ -44,7 +46,7 @@ def evaluate_folder(
         raise SourceNotFoundError(f"no WFDB records (*.hea) in {data_dir / 'records'}")
     per_record = {}
     for header in headers:
-        scored = score_record(data_dir, header.stem, baseline_minutes, seed, k)
+        scored = score_record(data_dir, header.stem, baseline_minutes, seed, k, detector)
         per_record[header.stem] = measure(scored)
         if report_dir is not None and scored.baseline is not None:
             from models.patient_report import write_flagged_beats
@@ -61,13 +63,13 @@ def evaluate_folder(
     return {
         "baseline_minutes": baseline_minutes,
         "seed": seed,
-        "detector": "vote",
+        "detector": detector,
         "threshold_rule": f"mean + {k:g} std of log(1 + baseline score), per patient",
         "per_record": per_record,
         "records_in_mean": included,
         "mean_auroc": float(np.mean([per_record[n]["auroc"] for n in included]))
         if included
-        else float("nan"),
+        else None,
         "sensitivity": totals["n_matched"] / max(totals["n_annotated"], 1),
         "ppv": totals["n_matched"] / max(totals["n_detected"], 1),
     }
@@ -92,11 +94,13 @@ class ScoredRecord:
     detection: dict
 
 
-def score_record(data_dir: Path, name: str, minutes: float, seed: int, k: float) -> ScoredRecord:
+def score_record(
+    data_dir: Path, name: str, minutes: float, seed: int, k: float, detector: str = "vote"
+) -> ScoredRecord:
     """Detect beats, fit the baseline on the first ``minutes``, score every later beat."""
     recording = rec.read_recording(data_dir / "records" / name)
     fs = recording.fs
-    peaks = rec.detect_r_peaks(recording.signal, fs)
+    peaks = rec.detect_r_peaks(recording.signal, fs, detector)
     rr = rec.rr_features(peaks)
     keep = rec.complete_mask(peaks, recording.signal.size, fs)
     peaks, rr = peaks[keep], rr[keep]

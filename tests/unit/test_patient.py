@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.patient import ShapeModel, fit_patient_baseline, robust_stats
+from models.patient import PatientBaseline, ShapeModel, fit_patient_baseline, robust_stats
 
 
 def normal_beats(n: int, seed: int = 0) -> np.ndarray:
@@ -44,3 +44,12 @@ def test_uncurated_baseline_trims_and_small_baseline_is_refused() -> None:
     assert trimmed.n_beats == 180
     with pytest.raises(ValueError, match="99 baseline beats"):
         fit_patient_baseline("p1", beats[:99], rr[:99], source="strip")
+
+
+def test_baseline_saves_and_loads_to_the_same_scores(tmp_path) -> None:  # noqa: ANN001
+    beats, rr = normal_beats(150), np.ones((150, 2))
+    baseline = fit_patient_baseline("p7", beats, rr, source="first 10 min")
+    baseline.save(tmp_path)
+    loaded = PatientBaseline.load(tmp_path)
+    assert loaded.summary() == baseline.summary()
+    np.testing.assert_array_equal(loaded.score(beats, rr), baseline.score(beats, rr))
