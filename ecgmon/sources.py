@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -41,12 +41,16 @@ class Source(Protocol):
 class ParquetSource:
     """A Parquet file or a folder of files, possibly partitioned by date (``date=YYYY-MM-DD``)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, until: date | None = None) -> None:
         self.path = path
         self.key = source_key(path)
+        self.until = until  # partitions dated after this day are left for a later run
 
     def new_batches(self, watermarks: dict[str, dict], batch_size: int) -> Iterator[RawBatch]:
         for file in list_files(self.path):
+            day = partition_date(file)
+            if self.until is not None and day is not None and day > self.until:
+                continue
             mark = watermarks.get(stream_name(self.path, file))
             same_file = mark is not None and mark["fingerprint"] == file_fingerprint(file)
             if same_file and mark["complete"]:
@@ -91,3 +95,15 @@ def _database_source(spec: str, table: str | None) -> Source:
     if table is None:
         raise SourceNotFoundError("a database source needs a table (--table NAME)")
     return DatabaseSource(url, table, get_settings().db_lookback_seconds)
+
+
+def bound_window(source: Source, as_of: datetime | None) -> Source:
+    """Bound what ``source`` reads to the window ending at ``as_of`` (a scheduled start time).
+
+    Sources with an ``until`` attribute (a day) leave partitions dated after ``as_of``'s UTC
+    day for a later run; ``as_of=None`` reads everything.
+    """
+    if as_of is not None and hasattr(source, "until"):
+        moment = as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=UTC)
+        source.until = moment.astimezone(UTC).date()
+    return source

@@ -210,3 +210,30 @@ def _require_version(conn: Connection, version: int) -> dict:
     if row is None:
         raise ModelNotFoundError(f"model version {version} is not registered")
     return dict(row._mapping)
+
+
+def record_gate(engine: Engine, version: int, gate: dict, status: str | None = None) -> None:
+    """Store a gate decision (JSON) with a version and, when given, its new status."""
+    versions = table(engine, "model_versions")
+    values: dict = {"gate": gate}
+    if status is not None:
+        values["status"] = status
+    with engine.begin() as conn:
+        _require_version(conn, version)
+        conn.execute(versions.update().where(versions.c.version == version).values(**values))
+
+
+def rollback(engine: Engine) -> int:
+    """Re-promote the previously promoted version (the most recently archived); returns it."""
+    versions = table(engine, "model_versions")
+    with engine.connect() as conn:
+        previous = conn.execute(
+            sa.select(versions.c.version)
+            .where((versions.c.status == "archived") & versions.c.promoted_at.is_not(None))
+            .order_by(versions.c.archived_at.desc(), versions.c.version.desc())
+            .limit(1)
+        ).scalar()
+    if previous is None:
+        raise ModelNotFoundError("there is no previously promoted version to roll back to")
+    promote(engine, int(previous))
+    return int(previous)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -10,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from ecgmon.db import create_db_engine
 from ecgmon.persistence import BatchWrite, commit_batch, read_watermarks
 from ecgmon.settings import Settings
-from ecgmon.sources import Source, open_source
+from ecgmon.sources import Source, bound_window, open_source
 from ecgmon.validation import validate_batch
 from models.registry import active_threshold, champion_version, load_detector
 from models.scoring import Judge, score_beats
@@ -76,11 +77,16 @@ def score_batches(
 
 
 def score_new_records(
-    settings: Settings, source_spec: str, table: str | None, ref: JudgeRef, run_id: str
+    settings: Settings,
+    source_spec: str,
+    table: str | None,
+    ref: JudgeRef,
+    run_id: str,
+    as_of: datetime | None = None,
 ) -> ScoreCounts:
-    """Read what is new in a source (past its watermarks), score it, commit batch by batch."""
+    """Read what is new in a source (past its watermarks, up to ``as_of``), score, commit."""
     engine = create_db_engine(settings.database_url_plain)
-    source = open_source(source_spec, table)
+    source = bound_window(open_source(source_spec, table), as_of)
     judge = load_judge(settings, ref)
     marks = read_watermarks(engine, source.key)
     return score_batches(
@@ -103,10 +109,15 @@ def resolve_judge_task(settings: Settings, model_version: int | None = None) -> 
 
 @task(name="score-new-records", cache_policy=NO_CACHE)
 def score_new_records_task(
-    settings: Settings, source: str, table: str | None, ref: JudgeRef, run_id: str
+    settings: Settings,
+    source: str,
+    table: str | None,
+    ref: JudgeRef,
+    run_id: str,
+    as_of: datetime | None = None,
 ) -> dict[str, int]:
-    """Score every new record of a source; each batch commits with its watermark."""
-    counts = score_new_records(settings, source, table, ref, run_id)
+    """Score the new records of a source up to ``as_of``; each batch commits with its watermark."""
+    counts = score_new_records(settings, source, table, ref, run_id, as_of)
     get_run_logger().info(
         "read %d, scored %d, rejected %d, flagged %d",
         counts.n_read,

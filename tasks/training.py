@@ -30,6 +30,17 @@ def train_and_register(
     """
     beats = read_training_data(Path(data))
     normal = beats.signals[beats.normal_mask(normal_label)]
+    return train_on_normals(settings, normal, architecture, epochs, seed)
+
+
+def train_on_normals(
+    settings: Settings,
+    normal,  # noqa: ANN001 - np.ndarray (n, length) of curated normal beats
+    architecture: str | None = None,
+    epochs: int | None = None,
+    seed: int | None = None,
+) -> int:
+    """Fit a detector on normal beats (n, length), register it as a candidate; its version."""
     detector = AutoencoderDetector.fit(
         normal,
         architecture=architecture or settings.architecture or DEFAULT_ARCHITECTURE,

@@ -1,0 +1,46 @@
+"""The retrain flow: a candidate on curated normal beats, gated against the champion."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from ecgmon.settings import get_settings
+from tasks.gate import retrain_task
+from tasks.reporting import publish_run_summary
+from tasks.runs import current_run_id, finish_run_task, start_run_task
+
+
+@flow(name="retrain")
+def retrain_flow(
+    data: str,
+    architecture: str | None = None,
+    epochs: int | None = None,
+    seed: int | None = None,
+) -> dict:
+    """Train, calibrate and register a candidate; promote it only if it passes the gate."""
+    settings = get_settings()
+    run_id = current_run_id()
+    params = {"data": data, "architecture": architecture, "epochs": epochs, "seed": seed}
+    start_run_task(settings, run_id, "retrain", params, data)
+    try:
+        record = retrain_task(settings, data, architecture, epochs, seed)
+    except Exception as err:
+        finish_run_task(settings, run_id, "failed", error=type(err).__name__)
+        raise
+    row = finish_run_task(
+        settings,
+        run_id,
+        "completed",
+        model_version=record["model_version"],
+        threshold_version=record["threshold_version"],
+    )
+    extra = {
+        "decision": "promoted" if record["promoted"] else "rejected",
+        "reasons": "; ".join(record["reasons"]),
+        "candidate_false_alarm_rate": record["candidate"]["false_alarm_rate"],
+        "candidate_auroc": record["candidate"]["auroc"],
+        "champion_false_alarm_rate": (record["champion"] or {}).get("false_alarm_rate"),
+        "champion_auroc": (record["champion"] or {}).get("auroc"),
+    }
+    publish_run_summary(row | {"extra": extra}, [])
+    return {"run_id": run_id, **record}

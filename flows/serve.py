@@ -1,0 +1,67 @@
+"""``ecgmon serve``: the prefect.yaml deployments served from this process with ``prefect.serve``.
+
+The zero-infrastructure alternative to a work pool and worker: it needs a running
+``prefect server start`` (or Prefect Cloud) to schedule runs. Never serve a flow AND deploy it to
+a work pool: both would run its schedule. Schedules, parameters and concurrency limits are read
+from prefect.yaml so that both routes run the same plan.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import yaml
+
+PROJECT_FILE = Path(__file__).resolve().parents[1] / "prefect.yaml"
+
+
+def load_project(path: Path = PROJECT_FILE) -> list[dict]:
+    """The ``deployments`` entries of prefect.yaml."""
+    return list(yaml.safe_load(path.read_text()).get("deployments") or [])
+
+
+def build_schedule(spec: dict):  # noqa: ANN201 - prefect.schedules.Schedule
+    """A Prefect Schedule (interval in seconds, or cron) with its slug and timezone."""
+    from prefect.schedules import Schedule
+
+    common = {
+        "timezone": spec["timezone"],
+        "slug": spec["slug"],
+        "active": spec.get("active", True),
+    }
+    if "interval" in spec:
+        anchor = datetime.fromisoformat(str(spec["anchor_date"]))
+        return Schedule(
+            interval=timedelta(seconds=float(spec["interval"])), anchor_date=anchor, **common
+        )
+    return Schedule(cron=spec["cron"], **common)
+
+
+def runner_deployments(path: Path = PROJECT_FILE) -> list:
+    """RunnerDeployments for every deployment of prefect.yaml (same names, schedules, limits)."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
+    from prefect.flows import load_flow_from_entrypoint
+
+    root = path.parent
+    out = []
+    for spec in load_project(path):
+        flow = load_flow_from_entrypoint(str(root / spec["entrypoint"]))
+        limit = spec.get("concurrency_limit")
+        out.append(
+            flow.to_deployment(
+                name=spec["name"],
+                description=spec.get("description"),
+                parameters=spec.get("parameters") or {},
+                schedules=[build_schedule(s) for s in spec.get("schedules") or []],
+                concurrency_limit=ConcurrencyLimitConfig(**limit) if limit else None,
+            )
+        )
+    return out
+
+
+def serve_all(path: Path = PROJECT_FILE) -> None:
+    """Serve every deployment until interrupted (blocks)."""
+    from prefect import serve
+
+    serve(*runner_deployments(path))

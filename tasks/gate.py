@@ -1,0 +1,141 @@
+"""Retraining with a champion/challenger gate (rules in models/gate.py).
+
+The gate set is normal beats NEITHER model trained on. When the champion was trained on the
+same normal beats (same ``train_fingerprint``), they are the champion's own held-out
+calibration beats (its seeded 20% split) and the candidate trains on the rest; otherwise a
+seeded 20% of the normals is held out from the candidate (the champion never saw this data,
+as far as the registry can tell). Labelled abnormal beats never train either model and join
+the gate set for AUROC.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from ecgmon.db import create_db_engine
+from ecgmon.errors import DataFormatError, NoChampionError
+from ecgmon.readers import read_training_data
+from ecgmon.settings import Settings
+from models.detector import fingerprint, split_calibration
+from models.gate import GatePolicy, decide, model_figures
+from models.registry import (
+    active_threshold,
+    champion_version,
+    get_version,
+    load_detector,
+    promote,
+    record_gate,
+)
+from tasks.training import calibrate, train_on_normals
+
+GATE_FRACTION = 0.2
+
+
+def gate_split(
+    normal: np.ndarray, champion: dict | None, seed: int
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """(train indices, gate indices, how chosen) over normal beats (n, length)."""
+    if champion is not None and champion["train_fingerprint"] == fingerprint(normal):
+        train_idx, gate_idx = split_calibration(len(normal), GATE_FRACTION, int(champion["seed"]))
+        if len(gate_idx) == int(champion["calibration_size"]):
+            return train_idx, gate_idx, "held-out normals of the champion (same training data)"
+    train_idx, gate_idx = split_calibration(len(normal), GATE_FRACTION, seed + 1)
+    return train_idx, gate_idx, f"seeded {GATE_FRACTION:.0%} of the normals, not trained on"
+
+
+def retrain(
+    settings: Settings,
+    data: str,
+    architecture: str | None = None,
+    epochs: int | None = None,
+    seed: int | None = None,
+    normal_label: float = 1.0,
+    policy: GatePolicy | None = None,
+) -> dict:
+    """Train, register and calibrate a candidate, gate it against the champion, store the decision.
+
+    The candidate's threshold uses the champion's active rule (method and parameter), so the
+    two false-alarm rates answer the same question.
+
+    Returns the gate record (also stored in ``model_versions.gate``) with ``model_version``,
+    ``threshold_version`` and ``promoted``.
+    """
+    engine = create_db_engine(settings.database_url_plain)
+    beats = read_training_data(Path(data))
+    mask = beats.normal_mask(normal_label)
+    normal, abnormal = beats.signals[mask], beats.signals[~mask]
+    champion = _champion_row(engine)
+    if champion is not None and champion["input_length"] != beats.input_length:
+        raise DataFormatError(
+            f"{data} holds beats of {beats.input_length} samples but the champion (version "
+            f"{champion['version']}) expects {champion['input_length']}"
+        )
+    seed = settings.seed if seed is None else seed
+    train_idx, gate_idx, how = gate_split(normal, champion, seed)
+    version = train_on_normals(settings, normal[train_idx], architecture, epochs, seed)
+    method, param = _champion_rule(engine, champion)
+    threshold_version = calibrate(settings, version, method, param)
+    gate_normal = normal[gate_idx]
+    gate_abnormal = abnormal if beats.labels is not None and len(abnormal) else None
+    cand = _figures(engine, version, gate_normal, gate_abnormal)
+    champ = (
+        None
+        if champion is None
+        else _figures(engine, champion["version"], gate_normal, gate_abnormal)
+    )
+    decision = decide(
+        cand, champ, len(gate_normal), 0 if gate_abnormal is None else len(gate_abnormal), policy
+    )
+    record = decision.to_json() | {
+        "model_version": version,
+        "threshold_version": threshold_version,
+        "champion_version": None if champion is None else champion["version"],
+        "gate_set": how,
+        "data": str(data),
+        "promoted": decision.promote,
+    }
+    record_gate(engine, version, record, None if decision.promote else "rejected")
+    if decision.promote:
+        promote(engine, version)
+    return record
+
+
+def _champion_rule(engine, champion: dict | None) -> tuple[str | None, float | None]:  # noqa: ANN001
+    """The champion's active threshold rule, so that both false-alarm rates are comparable."""
+    if champion is None:
+        return None, None
+    active = active_threshold(engine, champion["version"])
+    return active.method, next(iter(active.params.values()), None)
+
+
+def _champion_row(engine) -> dict | None:  # noqa: ANN001
+    try:
+        return get_version(engine, champion_version(engine))
+    except NoChampionError:
+        return None
+
+
+def _figures(engine, version: int, normal: np.ndarray, abnormal: np.ndarray | None):  # noqa: ANN001, ANN202
+    detector = load_detector(engine, version)
+    threshold = active_threshold(engine, version).value
+    abnormal_losses = None if abnormal is None else detector.losses(abnormal)
+    return model_figures(detector.losses(normal), abnormal_losses, threshold)
+
+
+@task(name="retrain-with-gate", cache_policy=NO_CACHE)
+def retrain_task(
+    settings: Settings, data: str, architecture: str | None, epochs: int | None, seed: int | None
+) -> dict:
+    """Train a candidate and let the gate decide whether it becomes the champion."""
+    record = retrain(settings, data, architecture, epochs, seed)
+    get_run_logger().info(
+        "model version %d %s: %s",
+        record["model_version"],
+        "promoted" if record["promoted"] else "rejected",
+        "; ".join(record["reasons"]),
+    )
+    return record
