@@ -44,6 +44,7 @@ def format_table(result: dict) -> str:
         used = "yes" if row["included"] else f"no ({row['reason']})"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {used} |")
     n_used = len(result["records_in_mean"])
+    lines.append("")
     lines.append(
         f"mean AUROC {_cell(result['mean_auroc'], 4)} over {n_used} records; "
         f"detector sensitivity {result['sensitivity']:.4f}, PPV {result['ppv']:.4f}"
