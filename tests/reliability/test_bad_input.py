@@ -1,0 +1,44 @@
+"""Every bad-input case of the corpus is quarantined with a reason or refused, never a crash."""
+
+from pathlib import Path
+
+import pytest
+
+from ecgmon.badinput import corpus
+
+
+def test_corpus_has_at_least_30_distinct_cases():
+    names = [case.name for case in corpus()]
+    assert len(names) >= 30 and len(set(names)) == len(names)
+
+
+def test_every_bad_input_is_handled(ecgmon_env, champion, tmp_path: Path):
+    from benchmarks.chaos import bad_input_phase
+    from tasks.scoring import load_judge, resolve_judge
+
+    judge = load_judge(ecgmon_env, resolve_judge(ecgmon_env))
+    outcomes = bad_input_phase(ecgmon_env, judge, tmp_path / "feeds")
+    crashed = [(o.name, o.detail) for o in outcomes if o.crashed]
+    unhandled = [(o.name, o.detail) for o in outcomes if not o.handled]
+    assert not crashed, crashed
+    assert not unhandled, unhandled
+
+
+@pytest.mark.parametrize("name", ["file_disappears_mid_read", "duplicate_id_across_files"])
+def test_whole_file_and_cross_file_problems_leave_the_rest_scored(
+    ecgmon_env, champion, tmp_path: Path, name: str
+):
+    """The good file next to a bad one is scored in full."""
+    import sqlalchemy as sa
+
+    from benchmarks.chaos import run_bad_case
+    from ecgmon.db import create_db_engine
+    from tasks.scoring import load_judge, resolve_judge
+
+    case = next(c for c in corpus() if c.name == name)
+    judge = load_judge(ecgmon_env, resolve_judge(ecgmon_env))
+    outcome = run_bad_case(case, ecgmon_env.model_copy(update={"batch_size": 3}), judge, tmp_path)
+    assert outcome.handled, outcome.detail
+    with create_db_engine(ecgmon_env.database_url_plain).connect() as conn:
+        scored = conn.execute(sa.text("select count(*) from scores")).scalar_one()
+    assert scored == 6  # the first file's six beats
