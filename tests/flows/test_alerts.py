@@ -169,3 +169,29 @@ def test_database_table_scored_once_and_url_password_never_stored(
     assert runs(ecgmon_env)[-1]["source"] == url
     shown = safe_source("postgresql+psycopg://ops:pw-Secret@db.example/ecg")
     assert "pw-Secret" not in shown and "ops" in shown
+
+
+@pytest.mark.flow
+@pytest.mark.parametrize("status", [200, 500])
+def test_prefect_notification_block_delivers_or_records_the_failure(
+    prefect_harness, monkeypatch, status
+):
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    from ecgmon.settings import get_settings
+    from tasks.alerts import deliver
+
+    endpoint = Receiver(status=status)
+    CustomWebhookNotificationBlock(
+        name="ecgmon-test",
+        url=f"http://127.0.0.1:{endpoint.port}/hook",
+        json_data={"text": "{{subject}}\n{{body}}"},
+        allow_private_urls=True,
+    ).save(f"ops-{status}", overwrite=True)
+    monkeypatch.delenv("ECGMON_ALERT_URLS", raising=False)
+    settings = get_settings(alert_block=f"custom-webhook/ops-{status}")
+    outcome = deliver(settings, "title", "12 beats flagged")
+    endpoint.server.shutdown()
+    assert "12 beats flagged" in endpoint.bodies[0]["text"]
+    assert outcome.state == ("sent" if status == 200 else "failed")
+    assert outcome.detail.startswith("1 of 1" if status == 200 else "0 of 1")
