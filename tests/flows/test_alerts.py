@@ -195,3 +195,51 @@ def test_prefect_notification_block_delivers_or_records_the_failure(
     assert "12 beats flagged" in endpoint.bodies[0]["text"]
     assert outcome.state == ("sent" if status == 200 else "failed")
     assert outcome.detail.startswith("1 of 1" if status == 200 else "0 of 1")
+
+
+RUN = {
+    "run_id": "r-1",
+    "flow": "score",
+    "status": "completed",
+    "n_read": 12,
+    "n_scored": 10,
+    "n_rejected": 2,
+    "n_flagged": 6,
+    "model_version": 3,
+    "threshold_version": 7,
+    "drift_psi": 0.4,
+    "drift": {"ks": 0.31},
+    "alert_state": None,
+    "alert_detail": None,
+}
+
+
+def test_alert_reasons_name_rate_and_drift_bounds() -> None:
+    from ecgmon.settings import get_settings
+    from tasks.alerts import alert_message, alert_reasons
+
+    settings = get_settings(anomaly_rate_bound=0.5, drift_bound=0.25)
+    reasons = alert_reasons(RUN, 6, settings)
+    assert reasons[0] == "6 newly flagged beats"
+    assert "ANOMALY RATE 60.0%" in reasons[1] and "broken feed" in reasons[1]
+    assert "DRIFT" in reasons[2]
+    assert alert_reasons(RUN | {"n_flagged": 1, "drift_psi": 0.1}, 0, settings) == []
+    title, body = alert_message(RUN, reasons, [])
+    assert "6 of 10" in title and "rejected 2" in body and "run_id = 'r-1'" in body
+
+
+def test_run_summary_markdown_and_artifact_keys() -> None:
+    from tasks.reporting import artifact_key, run_summary_markdown
+
+    beats = [
+        {
+            "record_id": "b1",
+            "patient_id": "p",
+            "recorded_at": "2026-11-01 00:00:00",
+            "score_ratio": 2.5,
+        }
+    ]
+    text = run_summary_markdown(RUN | {"extra": {"decision": "promoted"}}, beats)
+    assert "| 12 | 10 | 2 | 6 | 60.00% | 3 | 7 | 0.400 | 0.310 |" in text
+    assert "| decision | promoted |" in text and "| b1 |" in text
+    assert artifact_key("Backfill_Partitions") == "backfill-partitions"
