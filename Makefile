@@ -31,10 +31,14 @@ lint: install
 	$(BIN)/ruff check ecgmon models tasks flows tests benchmarks
 	$(BIN)/ruff format --check ecgmon models tasks flows tests benchmarks
 
+# Throughput benchmark (docs/performance.md). BENCH_ROWS beats; PostgreSQL too when
+# ECGMON_BENCH_POSTGRES_URL names an empty database (it gets tables scores, naive_scores, ...).
+BENCH_ROWS ?= 1000000
 bench: install
-	$(BIN)/python benchmarks/score_throughput.py --rows 1000000 --database-url "sqlite:///$(CURDIR)/var/bench.db" --json
+	mkdir -p var && rm -f var/bench.db var/bench.db-wal var/bench.db-shm
+	$(BIN)/python benchmarks/score_throughput.py --rows $(BENCH_ROWS) --database-url "sqlite:///$(CURDIR)/var/bench.db" --json
 	@if [ -n "$$ECGMON_BENCH_POSTGRES_URL" ]; then \
-	  $(BIN)/python benchmarks/score_throughput.py --rows 1000000 --database-url "$$ECGMON_BENCH_POSTGRES_URL" --json; fi
+	  $(BIN)/python benchmarks/score_throughput.py --rows $(BENCH_ROWS) --database-url "$$ECGMON_BENCH_POSTGRES_URL" --json; fi
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -124,7 +124,7 @@ def _raw_batch(
     )
     return RawBatch(
         source=source,
-        record_id=batch.column("record_id").to_numpy(zero_copy_only=False).astype(object),
+        record_id=np.asarray(batch.column("record_id").to_numpy(zero_copy_only=False), object),
         recorded_at=pd.Series(batch.column("recorded_at").to_pandas()),
         patient_id=np.asarray(patient, dtype=object),
         signals=_signals(batch, signal_columns),
@@ -151,7 +151,7 @@ def _signals(batch: pa.RecordBatch, columns: list[str]) -> np.ndarray | list:
         lengths = pc_lengths(column)
         if len(lengths) and (lengths == lengths[0]).all():
             values = column.flatten().to_numpy(zero_copy_only=False)
-            return values.astype(np.float32).reshape(len(column), int(lengths[0]))
+            return values.astype(np.float32, copy=False).reshape(len(column), int(lengths[0]))
     return column.to_pylist()
 
 

@@ -1,8 +1,9 @@
 """Writes of the score path: one database transaction per batch, set-based upserts.
 
-Each batch is bulk-loaded into a temporary staging table (PostgreSQL: COPY; SQLite: one
-executemany) and merged with portable ``INSERT ... ON CONFLICT`` statements, so a re-run of any
-batch leaves the same rows.
+Each batch is bulk-loaded into a temporary staging table (PostgreSQL: COPY of one CSV buffer
+formatted by Arrow; SQLite: one executemany) and merged with portable ``INSERT ... ON CONFLICT``
+statements, so a re-run of any batch leaves the same rows. Staged columns are built column-wise:
+no Python loop per row on this hot path.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import json
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -20,8 +24,6 @@ from ecgmon.records import Rejection, ScoredBeats, StreamPosition
 
 STAGE_COLUMNS = (
     "record_id",
-    "model_version",
-    "source",
     "patient_id",
     "recorded_at",
     "loss",
@@ -29,27 +31,25 @@ STAGE_COLUMNS = (
     "threshold",
     "score_ratio",
     "baseline",
-    "run_id",
     "is_anomaly",
-    "scored_at",
     "severity",
-)
+)  # per-beat values; model_version, source, run_id and scored_at are one bind value per batch
 _STAGE_DDL = {
     "postgresql": """CREATE TEMP TABLE IF NOT EXISTS stage_scores (
-        record_id varchar(256), model_version integer, source varchar(512), patient_id varchar(128),
-        recorded_at timestamptz, loss double precision, threshold_version integer,
-        threshold double precision, score_ratio double precision, baseline varchar(128),
-        run_id varchar(64), is_anomaly boolean, scored_at timestamptz, severity varchar(16)
+        record_id varchar(256), patient_id varchar(128), recorded_at timestamptz,
+        loss double precision, threshold_version integer, threshold double precision,
+        score_ratio double precision, baseline varchar(128), is_anomaly boolean,
+        severity varchar(16)
     ) ON COMMIT DELETE ROWS""",
     "sqlite": """CREATE TEMP TABLE IF NOT EXISTS stage_scores (
-        record_id TEXT, model_version INTEGER, source TEXT, patient_id TEXT, recorded_at TEXT,
-        loss REAL, threshold_version INTEGER, threshold REAL, score_ratio REAL, baseline TEXT,
-        run_id TEXT, is_anomaly INTEGER, scored_at TEXT, severity TEXT)""",
+        record_id TEXT, patient_id TEXT, recorded_at TEXT, loss REAL, threshold_version INTEGER,
+        threshold REAL, score_ratio REAL, baseline TEXT, is_anomaly INTEGER, severity TEXT)""",
 }
 _BEAT = "record_id, model_version, source, patient_id, recorded_at, loss, threshold_version, threshold, score_ratio, baseline, run_id"
+_STAGED = "record_id, :model_version, :source, patient_id, recorded_at, loss, threshold_version, threshold, score_ratio, baseline, :run_id"
 _MERGE = (
     f"""INSERT INTO scores ({_BEAT}, is_anomaly, scored_at)
-    SELECT {_BEAT}, is_anomaly, scored_at FROM stage_scores WHERE true
+    SELECT {_STAGED}, is_anomaly, :scored_at FROM stage_scores WHERE true
     ON CONFLICT (record_id, model_version) DO UPDATE SET
       source = excluded.source, patient_id = excluded.patient_id,
       recorded_at = excluded.recorded_at, loss = excluded.loss,
@@ -58,14 +58,14 @@ _MERGE = (
       is_anomaly = excluded.is_anomaly, scored_at = excluded.scored_at""",
     # a beat flagged again keeps its alert state: an alert is sent at most once per beat
     f"""INSERT INTO anomalies ({_BEAT}, severity, flagged_at)
-    SELECT {_BEAT}, severity, scored_at FROM stage_scores WHERE is_anomaly
+    SELECT {_STAGED}, severity, :scored_at FROM stage_scores WHERE is_anomaly
     ON CONFLICT (record_id, model_version) DO UPDATE SET
       loss = excluded.loss, threshold_version = excluded.threshold_version,
       threshold = excluded.threshold, score_ratio = excluded.score_ratio,
       severity = excluded.severity, baseline = excluded.baseline""",
-    """DELETE FROM anomalies WHERE EXISTS (
-      SELECT 1 FROM stage_scores s WHERE s.record_id = anomalies.record_id
-      AND s.model_version = anomalies.model_version AND NOT s.is_anomaly)""",
+    # IN (not a correlated EXISTS): SQLite probes the anomalies primary key per staged id
+    """DELETE FROM anomalies WHERE model_version = :model_version AND record_id IN (
+      SELECT record_id FROM stage_scores WHERE NOT is_anomaly)""",
 )
 SEVERITY_BOUNDS = ((3.0, "high"), (1.5, "medium"), (0.0, "low"))
 
@@ -103,59 +103,85 @@ def commit_batch(engine: Engine, write: BatchWrite) -> None:
         _add_run_counts(conn, write)
 
 
-def _stage_rows(write: BatchWrite) -> list[tuple]:
+def _stage_columns(write: BatchWrite, dialect: str) -> dict[str, np.ndarray | pa.Array]:
+    """The staged columns of a batch, built column-wise (no per-row Python)."""
     scored = write.scored
     assert scored is not None
     beats = scored.beats
     ratio = scored.score_ratio
-    sev = severity(ratio)
+    naive_utc = beats.recorded_at.tz_convert("UTC").tz_localize(None).as_unit("us")
+    times = pa.array(naive_utc.to_numpy()).cast(pa.timestamp("us", tz="UTC"))
+    if dialect != "postgresql":  # the text form SQLAlchemy itself stores in SQLite
+        times = pc.strftime(times, format="%Y-%m-%d %H:%M:%S")
+    return {
+        "record_id": beats.record_id,
+        "patient_id": beats.patient_id,
+        "recorded_at": times,
+        "loss": scored.loss.astype(np.float64, copy=False),
+        "threshold_version": scored.threshold_version.astype(np.int64, copy=False),
+        "threshold": scored.threshold.astype(np.float64, copy=False),
+        "score_ratio": ratio.astype(np.float64, copy=False),
+        "baseline": scored.baseline,
+        "is_anomaly": scored.is_anomaly.astype(bool, copy=False),
+        "severity": severity(ratio),
+    }
+
+
+def _batch_values(write: BatchWrite, dialect: str) -> dict[str, object]:
     now = utcnow()
-    times = beats.recorded_at.tz_convert("UTC").tz_localize(None).to_pydatetime()
-    return list(
-        zip(
-            beats.record_id.tolist(),
-            [write.model_version] * len(beats),
-            [write.source] * len(beats),
-            beats.patient_id.tolist(),
-            times.tolist(),
-            scored.loss.astype(float).tolist(),
-            scored.threshold_version.astype(int).tolist(),
-            scored.threshold.astype(float).tolist(),
-            ratio.astype(float).tolist(),
-            scored.baseline.tolist(),
-            [write.run_id] * len(beats),
-            scored.is_anomaly.astype(bool).tolist(),
-            [now.replace(tzinfo=None)] * len(beats),
-            sev.tolist(),
-            strict=True,
-        )
-    )
+    scored_at = now if dialect == "postgresql" else now.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return {
+        "model_version": write.model_version,
+        "source": write.source,
+        "run_id": write.run_id,
+        "scored_at": scored_at,
+    }
 
 
 def _merge_scores(conn: Connection, write: BatchWrite) -> None:
     dialect = conn.dialect.name
     conn.exec_driver_sql(_STAGE_DDL["postgresql" if dialect == "postgresql" else "sqlite"])
-    rows = _stage_rows(write)
+    columns = _stage_columns(write, dialect)
     if dialect == "postgresql":
-        _copy_rows(conn, rows)
+        _copy_columns(conn, columns)
     else:
-        marks = ", ".join("?" for _ in STAGE_COLUMNS)
         conn.exec_driver_sql("DELETE FROM stage_scores")
+        marks = ", ".join("?" for _ in STAGE_COLUMNS)
+        rows = list(zip(*(_as_list(columns[c]) for c in STAGE_COLUMNS), strict=True))
         conn.exec_driver_sql(f"INSERT INTO stage_scores VALUES ({marks})", rows)
+    values = _batch_values(write, dialect)
     for statement in _MERGE:
-        conn.exec_driver_sql(statement)
+        conn.execute(sa.text(statement), values)
     if dialect != "postgresql":
         conn.exec_driver_sql("DELETE FROM stage_scores")
 
 
-def _copy_rows(conn: Connection, rows: list[tuple]) -> None:
+def _as_list(values: np.ndarray | pa.Array) -> list:
+    return values.to_pylist() if isinstance(values, pa.Array) else values.tolist()
+
+
+def _copy_columns(conn: Connection, columns: dict[str, np.ndarray | pa.Array]) -> None:
+    """COPY the staged columns as one CSV buffer formatted by Arrow (C++, no per-row Python)."""
+    arrays = [_arrow(columns[c]) for c in STAGE_COLUMNS]
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(
+        pa.Table.from_arrays(arrays, names=list(STAGE_COLUMNS)),
+        sink,
+        pacsv.WriteOptions(include_header=False, batch_size=65_536),
+    )
     raw = conn.connection.driver_connection
     with raw.cursor() as cursor:
-        # rows carry naive UTC times; the session zone makes COPY read them as UTC
-        cursor.execute("SET LOCAL TIME ZONE 'UTC'")
-        with cursor.copy(f"COPY stage_scores ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        statement = f"COPY stage_scores ({', '.join(STAGE_COLUMNS)}) FROM STDIN (FORMAT csv)"
+        with cursor.copy(statement) as copy:
+            copy.write(sink.getvalue())
+
+
+def _arrow(values: np.ndarray | pa.Array) -> pa.Array:
+    if isinstance(values, pa.Array):
+        return values
+    if values.dtype == object:  # strings or None (NULL)
+        return pa.array(values, type=pa.string(), from_pandas=True)
+    return pa.array(values)
 
 
 def _upsert_rejections(conn: Connection, write: BatchWrite) -> None:

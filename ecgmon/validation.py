@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ecgmon.records import RawBatch, Rejection, ValidBeats
 
@@ -21,29 +23,53 @@ def validate_batch(
     Reasons: missing_record_id, record_id_too_long, missing_recorded_at, duplicate_record_id,
     missing_signal, empty_signal, wrong_length, non_numeric_signal, non_finite, implausible_amplitude.
     Conservation: ``len(valid) + len(rejections) == len(raw) + len(raw.rejections)``.
+    A row's first failing check (in that order of checks) is its reason. Checks are vectorised:
+    Python runs per row only for rejected rows and for signals that are not one float array.
     """
     n = len(raw)
-    reasons: list[tuple[str, str] | None] = [None] * n
+    reasons = np.full(n, None, dtype=object)
     ids = _ids(raw.record_id, reasons)
     times = _times(raw.recorded_at, reasons)
     signals = _signals(raw.signals, n, input_length, max_abs_amplitude, reasons)
     _duplicates(ids, reasons)
-    ok = np.array([r is None for r in reasons], dtype=bool)
+    ok = np.equal(reasons, None)
     rejections = list(raw.rejections)
     for i in np.flatnonzero(~ok):
-        reason, detail = reasons[i]  # type: ignore[misc]
+        reason, detail = reasons[i]
         rejections.append(Rejection(_key(raw, ids, i), reason, detail, _payload(raw, i)))
     valid = ValidBeats(
         record_id=ids[ok].astype(str),
-        recorded_at=pd.DatetimeIndex(times[ok]),
+        recorded_at=times[ok],
         patient_id=_patients(raw.patient_id[ok]),
-        signals=signals[ok],
+        signals=signals if ok.all() else signals[ok],
         extra={name: values[ok] for name, values in raw.extra.items()},
     )
     return valid, rejections
 
 
-def _ids(values: np.ndarray, reasons: list) -> np.ndarray:
+def _strings(values: np.ndarray) -> pa.Array | None:
+    """``values`` as an Arrow string array (None/NaN -> null), or None if any is not a string."""
+    try:
+        return pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+
+
+def _ids(values: np.ndarray, reasons: np.ndarray) -> np.ndarray:
+    strings = _strings(values)
+    if strings is None:  # not all strings: the per-row path
+        return _ids_per_row(values, reasons)
+    text = pc.utf8_trim_whitespace(strings)
+    ids = text.to_numpy(zero_copy_only=False)
+    lengths = pc.utf8_length(text).fill_null(0).to_numpy(zero_copy_only=False)
+    _set_where(reasons, lengths == 0, "missing_record_id", "record_id is missing or empty")
+    ids[lengths == 0] = None
+    for i in np.flatnonzero(lengths > MAX_ID_LENGTH):
+        _set(reasons, i, "record_id_too_long", f"record_id has {lengths[i]} characters")
+    return ids
+
+
+def _ids_per_row(values: np.ndarray, reasons: np.ndarray) -> np.ndarray:
     ids = np.empty(len(values), dtype=object)
     for i, value in enumerate(values):
         text = (
@@ -52,47 +78,46 @@ def _ids(values: np.ndarray, reasons: list) -> np.ndarray:
         text = text.strip() if text is not None else None
         if not text:
             _set(reasons, i, "missing_record_id", "record_id is missing or empty")
+            text = None
         elif len(text) > MAX_ID_LENGTH:
             _set(reasons, i, "record_id_too_long", f"record_id has {len(text)} characters")
         ids[i] = text
     return ids
 
 
-def _times(values: pd.Series, reasons: list) -> np.ndarray:
+def _times(values: pd.Series, reasons: np.ndarray) -> pd.DatetimeIndex:
     parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
-    for i in np.flatnonzero(parsed.isna().to_numpy()):
-        _set(reasons, i, "missing_recorded_at", "recorded_at is missing or not a timestamp")
-    return parsed.to_numpy()
+    missing = parsed.isna().to_numpy()
+    _set_where(reasons, missing, "missing_recorded_at", "recorded_at is missing or not a timestamp")
+    return pd.DatetimeIndex(parsed)  # not .to_numpy(): that boxes every tz-aware time
 
 
 def _signals(
-    signals: np.ndarray | list, n: int, length: int, bound: float, reasons: list
+    signals: np.ndarray | list, n: int, length: int, bound: float, reasons: np.ndarray
 ) -> np.ndarray:
     if isinstance(signals, np.ndarray) and signals.ndim == 2 and signals.dtype.kind == "f":
         out = signals.astype(np.float32, copy=False)
         if out.shape[1] != length:
-            for i in range(n):
-                _set(
-                    reasons,
-                    i,
-                    "wrong_length",
-                    f"beat has {out.shape[1]} samples, model expects {length}",
-                )
+            detail = f"beat has {out.shape[1]} samples, model expects {length}"
+            _set_where(reasons, np.ones(n, dtype=bool), "wrong_length", detail)
             return np.zeros((n, length), dtype=np.float32)
     else:
         out = np.zeros((n, length), dtype=np.float32)
         for i, beat in enumerate(signals):
             out[i] = _one_signal(beat, i, length, reasons)
     finite = np.isfinite(out).all(axis=1)
-    for i in np.flatnonzero(~finite):
-        _set(reasons, i, "non_finite", "beat holds NaN or infinite samples")
-    loud = np.abs(np.where(np.isfinite(out), out, 0)).max(axis=1, initial=0) > bound
-    for i in np.flatnonzero(loud):
-        _set(reasons, i, "implausible_amplitude", f"beat has samples beyond ±{bound:g}")
+    _set_where(reasons, ~finite, "non_finite", "beat holds NaN or infinite samples")
+    peak = np.abs(out).max(axis=1, initial=0) if finite.all() else _finite_peak(out)
+    detail = f"beat has samples beyond ±{bound:g}"
+    _set_where(reasons, peak > bound, "implausible_amplitude", detail)
     return out
 
 
-def _one_signal(beat: object, i: int, length: int, reasons: list) -> np.ndarray:
+def _finite_peak(out: np.ndarray) -> np.ndarray:
+    return np.abs(np.where(np.isfinite(out), out, 0)).max(axis=1, initial=0)
+
+
+def _one_signal(beat: object, i: int, length: int, reasons: np.ndarray) -> np.ndarray:
     if beat is None:
         _set(reasons, i, "missing_signal", "signal is missing")
         return np.zeros(length, dtype=np.float32)
@@ -110,22 +135,24 @@ def _one_signal(beat: object, i: int, length: int, reasons: list) -> np.ndarray:
     return np.zeros(length, dtype=np.float32)
 
 
-def _duplicates(ids: np.ndarray, reasons: list) -> None:
-    seen: set[str] = set()
-    for i, value in enumerate(ids):
-        if reasons[i] is not None and reasons[i][0] in ("missing_record_id", "record_id_too_long"):
-            continue
-        if value in seen:
-            _set(
-                reasons,
-                i,
-                "duplicate_record_id",
-                f"record_id {value!r} appears earlier in the batch",
-            )
-        seen.add(value)
+def _duplicates(ids: np.ndarray, reasons: np.ndarray) -> None:
+    """Later rows repeating an earlier row's id (rows without a usable id take no part)."""
+    usable = np.array(
+        [r is None or r[0] not in ("missing_record_id", "record_id_too_long") for r in reasons]
+        if any(r is not None for r in reasons)
+        else np.ones(len(ids), dtype=bool),
+        dtype=bool,
+    )
+    repeated = pd.Series(ids, dtype=object).where(usable).duplicated().to_numpy() & usable
+    for i in np.flatnonzero(repeated):
+        detail = f"record_id {ids[i]!r} appears earlier in the batch"
+        _set(reasons, i, "duplicate_record_id", detail)
 
 
 def _patients(values: np.ndarray) -> np.ndarray:
+    strings = _strings(values)
+    if strings is not None:
+        return strings.to_numpy(zero_copy_only=False)
     out = np.empty(len(values), dtype=object)
     for i, value in enumerate(values):
         missing = value is None or (isinstance(value, float) and np.isnan(value))
@@ -133,7 +160,14 @@ def _patients(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _set(reasons: list, i: int, reason: str, detail: str) -> None:
+def _set_where(reasons: np.ndarray, mask: np.ndarray, reason: str, detail: str) -> None:
+    """Give rows in ``mask`` that have no reason yet this one."""
+    rows = np.flatnonzero(mask)
+    for i in rows[np.equal(reasons[rows], None)]:  # rejected rows only
+        reasons[i] = (reason, detail)
+
+
+def _set(reasons: np.ndarray, i: int, reason: str, detail: str) -> None:
     if reasons[i] is None:
         reasons[i] = (reason, detail)
 
@@ -153,3 +187,82 @@ def _payload(raw: RawBatch, i: int) -> str:
         "signal": signal,
     }
     return json.dumps(row, default=str, allow_nan=True)
+
+
+class SeenIds:
+    """The record ids of a run's earlier batches, kept as a sorted array of 64-bit hashes.
+
+    8 bytes per id instead of a Python set entry (~100 bytes), so a run of 10 million beats
+    stays flat in memory. Two different ids share a hash with probability ~n²/2⁶⁵ (about 3e-6
+    for 10 million ids); such a beat is rejected as a repeat (quarantined, not lost).
+    """
+
+    def __init__(self) -> None:
+        self._hashes = np.empty(0, dtype=np.uint64)
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def check_and_add(self, ids: np.ndarray) -> np.ndarray:
+        """Which of ``ids`` (n,) object (str or None) an earlier call saw; then remember them."""
+        present = np.not_equal(ids, None)
+        hashes = pd.util.hash_array(np.where(present, ids, "").astype(object))[present]
+        found = np.zeros(len(ids), dtype=bool)
+        if len(self._hashes):
+            where = np.minimum(np.searchsorted(self._hashes, hashes), len(self._hashes) - 1)
+            found[present] = self._hashes[where] == hashes
+        new = np.unique(hashes[~found[present]])
+        self._hashes = np.insert(self._hashes, np.searchsorted(self._hashes, new), new)
+        return found
+
+
+def split_repeats(raw: RawBatch, seen: SeenIds | set[str]) -> tuple[RawBatch, list[Rejection]]:
+    """Rows whose record_id an earlier batch of the same run already had become rejections.
+
+    ``seen`` (ids of earlier batches; a :class:`SeenIds`, or a set) is updated with this batch's
+    ids. Returns the raw batch without the repeated rows and one ``duplicate_record_id``
+    rejection per repeated row.
+    """
+    ids = _trimmed_ids(raw.record_id)
+    if isinstance(seen, SeenIds):
+        repeat = seen.check_and_add(ids)
+    else:
+        repeat = np.array([bool(i) and i in seen for i in ids], dtype=bool)
+        seen.update(i for i in ids if i)
+    if not repeat.any():
+        return raw, []
+    rejections = [
+        Rejection(
+            f"{raw.row_keys[i]}:{ids[i]}",
+            "duplicate_record_id",
+            f"record_id {ids[i]!r} appears in an earlier batch of this run",
+            _payload(raw, i),
+        )
+        for i in np.flatnonzero(repeat)
+    ]
+    keep = np.flatnonzero(~repeat)
+    signals = raw.signals
+    kept_signals = signals[keep] if isinstance(signals, np.ndarray) else [signals[i] for i in keep]
+    kept = RawBatch(
+        source=raw.source,
+        record_id=raw.record_id[keep],
+        recorded_at=raw.recorded_at.iloc[keep].reset_index(drop=True),
+        patient_id=raw.patient_id[keep],
+        signals=kept_signals,
+        row_keys=[raw.row_keys[i] for i in keep],
+        position=raw.position,
+        rejections=raw.rejections,
+        extra={name: values[keep] for name, values in raw.extra.items()},
+    )
+    return kept, rejections
+
+
+def _trimmed_ids(values: np.ndarray) -> np.ndarray:
+    """Ids (n,) object: stripped text, None where missing or empty."""
+    strings = _strings(values)
+    if strings is None:
+        ids = [None if v is None else str(v).strip() for v in values]
+        return np.array([i or None for i in ids], dtype=object)
+    ids = pc.utf8_trim_whitespace(strings).to_numpy(zero_copy_only=False)
+    ids[np.equal(ids, "")] = None
+    return ids

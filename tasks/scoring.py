@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import TypeVar
 
+import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from sqlalchemy.engine import Engine
 
 from ecgmon.db import create_db_engine
+from ecgmon.locking import retry_transient, source_lock
 from ecgmon.persistence import BatchWrite, commit_batch, read_watermarks
+from ecgmon.records import RawBatch
 from ecgmon.settings import Settings
 from ecgmon.sources import Source, bound_window, open_source
-from ecgmon.validation import validate_batch
+from ecgmon.validation import SeenIds, split_repeats, validate_batch
 from models.registry import active_threshold, champion_version, load_detector
 from models.scoring import Judge, score_beats
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+#: Batches each pipeline queue holds (read-ahead, and scored-but-uncommitted).
+PIPELINE_DEPTH = 2
 
 
 @dataclass(frozen=True)
@@ -53,27 +68,159 @@ def load_judge(settings: Settings, ref: JudgeRef) -> Judge:
 
 
 def score_batches(
-    settings: Settings, source: Source, judge: Judge, run_id: str, batches
-) -> ScoreCounts:  # noqa: ANN001
-    """Validate, score and commit each raw batch in its own transaction; returns the counts."""
+    settings: Settings, source: Source, judge: Judge, run_id: str, batches: Iterable[RawBatch]
+) -> ScoreCounts:
+    """Validate, score and commit each raw batch in its own transaction; returns the counts.
+
+    Three stages overlap: a reader thread pulls raw batches (Arrow releases the GIL), this thread
+    validates and scores (TensorFlow releases it), a writer thread commits batches in order
+    (the database works in its own process). Queues hold at most ``PIPELINE_DEPTH`` batches each,
+    so memory is bounded by the batch size. If reading or scoring fails, batches already scored
+    are still committed before the error is raised; if a commit fails, nothing after it is.
+    """
     engine = create_db_engine(settings.database_url_plain)
     counts = ScoreCounts()
-    for raw in batches:
-        valid, rejections = validate_batch(raw, judge.detector.input_length)
-        scored = score_beats(judge, valid)
-        n_read = len(raw) + len(raw.rejections)
-        commit_batch(
-            engine,
-            BatchWrite(
-                run_id, source.key, judge.model_version, scored, rejections, raw.position, n_read
-            ),
-        )
-        counts.n_read += n_read
-        counts.n_scored += len(valid)
-        counts.n_rejected += len(rejections)
-        counts.n_flagged += int(scored.is_anomaly.sum())
-        counts.batches += 1
+    seen = SeenIds()  # ids of earlier batches: a repeat is rejected, not overwritten
+    busy = StageTimes()
+    with _Committer(engine, counts, busy) as committer:
+        for raw in _prefetch(busy.timed("read", batches), PIPELINE_DEPTH):
+            started = time.perf_counter()
+            n_read = len(raw) + len(raw.rejections)
+            raw, repeats = split_repeats(raw, seen)
+            valid, rejections = validate_batch(raw, judge.detector.input_length)
+            busy.add("validate", started)
+            started = time.perf_counter()
+            scored = score_beats(judge, valid)
+            busy.add("infer", started)
+            valid.signals = np.empty((len(valid), 0), np.float32)  # the writer needs no samples
+            committer.put(
+                BatchWrite(
+                    run_id,
+                    source.key,
+                    judge.model_version,
+                    scored,
+                    rejections + repeats,
+                    raw.position,
+                    n_read,
+                )
+            )
+    log.info("busy seconds per stage (stages overlap): %s", busy)
     return counts
+
+
+class StageTimes(dict):
+    """Seconds each pipeline stage was busy: {stage: seconds}."""
+
+    def add(self, stage: str, started: float) -> None:
+        """Add the time since ``started`` (a ``time.perf_counter()`` value) to ``stage``."""
+        self[stage] = self.get(stage, 0.0) + time.perf_counter() - started
+
+    def timed(self, stage: str, items: Iterable[T]) -> Iterator[T]:
+        """Iterate ``items``, adding the time each ``next`` takes to ``stage``."""
+        iterator = iter(items)
+        while True:
+            started = time.perf_counter()
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            finally:
+                self.add(stage, started)
+            yield item
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k} {v:.2f}" for k, v in self.items())
+
+
+class _Committer:
+    """A writer thread committing ``BatchWrite``s in order; its first error stops the run."""
+
+    def __init__(self, engine: Engine, counts: ScoreCounts, busy: StageTimes) -> None:
+        self.engine, self.counts, self.busy = engine, counts, busy
+        self.queue: queue.Queue[BatchWrite | None] = queue.Queue(PIPELINE_DEPTH)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="ecgmon-commit", daemon=True)
+
+    def __enter__(self) -> _Committer:
+        self.thread.start()
+        return self
+
+    def put(self, write: BatchWrite) -> None:
+        """Queue a batch (blocks while the queue is full); raises the writer's error, if any."""
+        while True:
+            self._raise()
+            try:
+                self.queue.put(write, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def __exit__(self, *exc: object) -> None:
+        self.queue.put(None)  # the writer drains what is queued, then stops
+        self.thread.join()
+        if exc[0] is None:
+            self._raise()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        while (write := self.queue.get()) is not None:
+            if self.error is not None:
+                continue  # after a failed commit nothing later is committed
+            started = time.perf_counter()
+            try:
+                retry_transient(lambda write=write: commit_batch(self.engine, write), what="commit")
+            except BaseException as err:  # noqa: BLE001  (re-raised in the scoring thread)
+                self.error = err
+                continue
+            self.busy.add("commit", started)
+            _count(self.counts, write)
+
+
+def _count(counts: ScoreCounts, write: BatchWrite) -> None:
+    scored = write.scored
+    counts.n_read += write.n_read
+    counts.n_scored += len(scored.beats) if scored is not None else 0
+    counts.n_rejected += len(write.rejections)
+    counts.n_flagged += int(scored.is_anomaly.sum()) if scored is not None else 0
+    counts.batches += 1
+
+
+def _prefetch(items: Iterable[T], depth: int) -> Iterator[T]:
+    """Iterate ``items`` in a reader thread, at most ``depth`` ahead; re-raises its errors."""
+    slots: queue.Queue[tuple[str, object]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slots.put(("item", item), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(("end", None))
+        except BaseException as err:  # noqa: BLE001  (re-raised in the consuming thread)
+            slots.put(("error", err))
+
+    reader = threading.Thread(target=read, name="ecgmon-read", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, value = slots.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value  # type: ignore[misc]
+            yield value  # type: ignore[misc]
+    finally:
+        stop.set()
+        reader.join()
 
 
 def score_new_records(
@@ -86,12 +233,14 @@ def score_new_records(
 ) -> ScoreCounts:
     """Read what is new in a source (past its watermarks, up to ``as_of``), score, commit."""
     engine = create_db_engine(settings.database_url_plain)
-    source = bound_window(open_source(source_spec, table), as_of)
     judge = load_judge(settings, ref)
-    marks = read_watermarks(engine, source.key)
-    return score_batches(
-        settings, source, judge, run_id, source.new_batches(marks, settings.batch_size)
-    )
+    length = judge.detector.input_length  # recordings are cut into beats of this length
+    source = bound_window(open_source(source_spec, table, length), as_of)
+    with source_lock(engine, source.key):  # a concurrent run waits, then sees our watermark
+        marks = read_watermarks(engine, source.key)
+        return score_batches(
+            settings, source, judge, run_id, source.new_batches(marks, settings.batch_size)
+        )
 
 
 @task(name="resolve-judge", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)

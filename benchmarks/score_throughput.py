@@ -1,0 +1,319 @@
+"""Throughput of the score path: the real pipeline against a naive path and a hardware limit.
+
+    python benchmarks/score_throughput.py --rows 1000000 --database-url URL [--skip-baselines] --json
+
+Generates ``--rows`` synthetic beats (140 samples) into a temporary Parquet folder (untimed,
+written in chunks), trains a small dense model and registers it as champion, then measures in
+one process and machine state:
+
+(a) pipeline: the task functions the score flow runs (start_run, resolve_judge,
+    score_new_records, finish_run), in a child process whose peak RSS is reported;
+(b) naive: pandas read, Keras ``predict``, pandas ``to_sql`` append;
+(c) limit: bare Parquet read to numpy + bare batched inference + bare bulk load (COPY on
+    PostgreSQL, executemany on SQLite) of the result rows into an empty table without keys,
+    summed: ``limit_rows_per_s = rows / (t_read + t_infer + t_load)``.
+
+Progress goes to stderr; the last stdout line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+log = logging.getLogger("bench")
+LENGTH = 140
+FILE_ROWS = 1_000_000
+CHUNK_ROWS = 100_000
+RESULT_COLUMNS = (
+    "record_id", "model_version", "source", "patient_id", "recorded_at", "loss",
+    "threshold_version", "threshold", "score_ratio", "baseline", "run_id", "is_anomaly",
+    "scored_at",
+)  # fmt: skip
+
+
+def generate(folder: Path, rows: int, seed: int = 0) -> np.ndarray:
+    """Write ``rows`` beats as daily Parquet partitions; returns the normal base beats."""
+    from ecgmon.synthetic import synthetic_beats
+
+    base = synthetic_beats(min(rows, 20_000), LENGTH, anomaly_fraction=0.05, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    start = np.datetime64("2026-01-01T00:00:00", "ns")
+    for first_of_file in range(0, rows, FILE_ROWS):
+        day = str(start.astype("datetime64[D]") + first_of_file // FILE_ROWS)
+        path = folder / f"date={day}" / "part-0.parquet"
+        path.parent.mkdir(parents=True)
+        end_of_file = min(rows, first_of_file + FILE_ROWS)
+        with pq.ParquetWriter(path, _schema()) as writer:
+            for first in range(first_of_file, end_of_file, CHUNK_ROWS):
+                n = min(CHUNK_ROWS, end_of_file - first)
+                writer.write_table(_chunk(base.signals, first, n, start, rng))
+    return base.signals[base.normal_mask()]
+
+
+def _schema() -> pa.Schema:
+    return pa.schema([
+        ("record_id", pa.string()),
+        ("recorded_at", pa.timestamp("ns", tz="UTC")),
+        ("patient_id", pa.string()),
+        ("signal", pa.list_(pa.float32())),
+    ])
+
+
+def _chunk(base: np.ndarray, first: int, n: int, start, rng) -> pa.Table:  # noqa: ANN001
+    index = np.arange(first, first + n)
+    signals = base[index % len(base)] + rng.normal(0, 0.02, (n, LENGTH)).astype(np.float32)
+    offsets = pa.array(np.arange(n + 1, dtype=np.int32) * LENGTH)
+    columns = [
+        pa.array(np.char.add("beat-", index.astype(str)).astype(object), pa.string()),
+        pa.array(start + index.astype("timedelta64[s]"), pa.timestamp("ns", tz="UTC")),
+        pa.array((np.char.add("p", (index // 50_000).astype(str))).astype(object), pa.string()),
+        pa.ListArray.from_arrays(offsets, pa.array(signals.ravel())),
+    ]
+    return pa.Table.from_arrays(columns, schema=_schema())
+
+
+def prepare_model(url: str, store: str, normal: np.ndarray) -> object:
+    """Migrate the database, train a small dense model and promote it; returns the detector."""
+    from ecgmon.db import create_db_engine, upgrade_schema
+    from models.detector import AutoencoderDetector
+    from models.registry import add_threshold, promote, register_model
+
+    engine = create_db_engine(url)
+    upgrade_schema(engine)
+    detector = AutoencoderDetector.fit(normal[:10_000], architecture="dense", epochs=3, seed=0)
+    version = register_model(engine, detector, store)
+    add_threshold(engine, version, detector.threshold(), origin="benchmark")
+    promote(engine, version)
+    return detector
+
+
+def run_pipeline_child(url: str, store: str, source: str, batch_size: int | None) -> dict:
+    """Run the pipeline stage in a child process; its JSON plus the child's peak RSS (MB)."""
+    command = [sys.executable, __file__, "--child", source, "--database-url", url]
+    command += ["--store", store] + (["--batch-size", str(batch_size)] if batch_size else [])
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    sys.stderr.write(done.stderr[-2000:])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return result
+
+
+def child_main(args: argparse.Namespace) -> None:
+    """The pipeline stage: the score flow's task functions, then a no-op run (nothing new)."""
+    os.environ["ECGMON_DATABASE_URL"] = args.database_url
+    os.environ["ECGMON_MODEL_STORE"] = args.store
+    from ecgmon.settings import get_settings
+    from tasks import scoring  # noqa: F401  (imports Prefect and TensorFlow before timing)
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
+    overrides = {"batch_size": args.batch_size} if args.batch_size else {}
+    settings = get_settings(**overrides)
+    started = time.perf_counter()
+    counts = _score_run(settings, args.child, "bench-run-1")
+    seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    noop = _score_run(settings, args.child, "bench-run-2")
+    noop_seconds = time.perf_counter() - started
+    assert noop["n_read"] == 0, noop
+    out = {"seconds": seconds, "noop_seconds": noop_seconds, **counts}
+    out["batch_size"] = settings.batch_size
+    print(json.dumps(out))
+
+
+def _score_run(settings, source: str, run_id: str) -> dict:  # noqa: ANN001
+    """What flows/score.py runs, as plain functions (no Prefect API needed in the child)."""
+    from dataclasses import asdict
+
+    from ecgmon.db import create_db_engine
+    from ecgmon.persistence import finish_run, start_run
+    from tasks.scoring import resolve_judge, score_new_records
+
+    engine = create_db_engine(settings.database_url_plain)
+    start_run(engine, run_id, "score", {"source": source}, source)
+    ref = resolve_judge(settings)
+    counts = score_new_records(settings, source, None, ref, run_id)
+    finish_run(engine, run_id, "completed", model_version=ref.model_version)
+    return asdict(counts)
+
+
+def naive(url: str, folder: Path, detector) -> float:  # noqa: ANN001
+    """Seconds of the tutorial-style path: pandas read, Keras predict, pandas to_sql append."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    started = time.perf_counter()
+    frame = pd.read_parquet(folder)
+    x = detector.scaler.transform(np.stack(frame["signal"].to_numpy()))
+    recon = detector.model.predict(x, batch_size=1024, verbose=0)
+    loss = np.mean(np.abs(recon - x), axis=1)
+    threshold = float(detector.threshold().value)
+    out = _result_frame(frame, loss, threshold)
+    out.to_sql("naive_scores", sa.create_engine(url), if_exists="append", index=False)
+    return time.perf_counter() - started
+
+
+def _result_frame(frame, loss: np.ndarray, threshold: float):  # noqa: ANN001, ANN202
+    import pandas as pd
+
+    now = pd.Timestamp.now(tz="UTC")
+    return pd.DataFrame({
+        "record_id": frame["record_id"].to_numpy(), "model_version": 1, "source": "bench",
+        "patient_id": frame["patient_id"].to_numpy(), "recorded_at": frame["recorded_at"],
+        "loss": loss, "threshold_version": 1, "threshold": threshold,
+        "score_ratio": loss / threshold, "baseline": "population", "run_id": "naive",
+        "is_anomaly": loss > threshold, "scored_at": now,
+    })  # fmt: skip
+
+
+def limit(url: str, folder: Path, detector) -> dict[str, float]:  # noqa: ANN001
+    """Seconds of bare read, bare batched inference and bare bulk load, stage by stage."""
+    started = time.perf_counter()
+    parts = []
+    for file in sorted(folder.rglob("*.parquet")):
+        t = pq.read_table(file)
+        signal = t.column("signal").combine_chunks()
+        parts.append({
+            "record_id": t.column("record_id").to_numpy(),
+            "recorded_at": t.column("recorded_at").to_numpy(),
+            "patient_id": t.column("patient_id").to_numpy(),
+            "signals": signal.flatten().to_numpy().reshape(len(signal), LENGTH),
+        })
+    t_read = time.perf_counter() - started
+    detector.losses(parts[0]["signals"][:1000])  # trace the compiled function once
+    started = time.perf_counter()
+    losses = [detector.losses(p["signals"]) for p in parts]
+    t_infer = time.perf_counter() - started
+    threshold = float(detector.threshold().value)
+    t_load = _bare_load(url, parts, losses, threshold)
+    return {"read": t_read, "infer": t_infer, "load": t_load}
+
+
+def _bare_load(url: str, parts: list[dict], losses: list, threshold: float) -> float:
+    import pandas as pd
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE limit_scores ({_limit_ddl(engine.dialect.name)})")
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        for part, loss in zip(parts, losses, strict=True):
+            ids = {k: v for k, v in part.items() if k != "signals"}
+            frame = _result_frame(pd.DataFrame(ids), loss, threshold)
+            if engine.dialect.name == "postgresql":
+                _copy_frame(conn, frame)
+            else:
+                marks = ", ".join("?" * len(RESULT_COLUMNS))
+                frame["recorded_at"] = frame["recorded_at"].astype(str)
+                frame["scored_at"] = frame["scored_at"].astype(str)
+                rows = list(zip(*(frame[c].tolist() for c in RESULT_COLUMNS), strict=True))
+                conn.exec_driver_sql(f"INSERT INTO limit_scores VALUES ({marks})", rows)
+    return time.perf_counter() - started
+
+
+def _limit_ddl(dialect: str) -> str:
+    if dialect == "postgresql":
+        kinds = "text int text text timestamptz float8 int float8 float8 text text bool timestamptz"
+    else:
+        kinds = "TEXT INTEGER TEXT TEXT TEXT REAL INTEGER REAL REAL TEXT TEXT INTEGER TEXT"
+    return ", ".join(f"{c} {k}" for c, k in zip(RESULT_COLUMNS, kinds.split(), strict=True))
+
+
+def _copy_frame(conn, frame) -> None:  # noqa: ANN001
+    import pyarrow.csv as pacsv
+
+    sink = pa.BufferOutputStream()
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False))
+    with conn.connection.driver_connection.cursor() as cursor:
+        with cursor.copy("COPY limit_scores FROM STDIN (FORMAT csv)") as copy:
+            copy.write(sink.getvalue().to_pybytes())
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Generate, train, measure the three paths; prints and returns the summary."""
+    args = _parser().parse_args(argv)
+    if args.child:
+        child_main(args)
+        return {}
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
+    from ecgmon.db import redact_url
+
+    with tempfile.TemporaryDirectory(prefix="ecgmon-bench-") as tmp:
+        folder, store = Path(tmp) / "beats", str(Path(tmp) / "models")
+        log.info("generating %d beats into %s", args.rows, folder)
+        normal = generate(folder, args.rows)
+        log.info("training a small dense model")
+        detector = prepare_model(args.database_url, store, normal)
+        log.info("pipeline stage (child process)")
+        pipe = run_pipeline_child(args.database_url, store, str(folder), args.batch_size)
+        summary = _summary(args, pipe, redact_url(args.database_url))
+        log.info("pipeline: %.1f s (%.0f rows/s)", pipe["seconds"], summary["pipeline_rows_per_s"])
+        if not args.skip_baselines:
+            log.info("naive stage")
+            t_naive = naive(args.database_url, folder, detector)
+            log.info("limit stage")
+            stages = limit(args.database_url, folder, detector)
+            summary |= _ratios(args.rows, pipe["seconds"], t_naive, stages)
+    print(json.dumps(summary) if args.json else summary)
+    return summary
+
+
+def _summary(args: argparse.Namespace, pipe: dict, database: str) -> dict:
+    return {
+        "rows": args.rows,
+        "pipeline_seconds": pipe["seconds"],
+        "pipeline_rows_per_s": args.rows / pipe["seconds"],
+        "noop_run_seconds": pipe["noop_seconds"],
+        "n_scored": pipe["n_scored"],
+        "n_rejected": pipe["n_rejected"],
+        "batch_size": pipe["batch_size"],
+        "peak_rss_mb": pipe["peak_rss_mb"],
+        "database": database.split(":", 1)[0],
+        "database_url": database,
+        "cpu_count": os.cpu_count(),
+        "load_average_1m": os.getloadavg()[0],
+    }
+
+
+def _ratios(rows: int, t_pipe: float, t_naive: float, stages: dict[str, float]) -> dict:
+    t_limit = sum(stages.values())
+    return {
+        "naive_rows_per_s": rows / t_naive,
+        "limit_rows_per_s": rows / t_limit,
+        "limit_stage_seconds": stages,
+        "speedup_vs_naive": t_naive / t_pipe,
+        "fraction_of_limit": t_limit / t_pipe,
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--skip-baselines", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--store", help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    return parser
+
+
+if __name__ == "__main__":
+    main()
