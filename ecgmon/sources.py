@@ -1,4 +1,4 @@
-"""Sources of new records. A source knows its stable key and yields raw batches past its watermarks."""
+"""Sources of new records: each knows its stable key and yields raw batches past its watermarks."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ecgmon.parquet_source import (
     source_key,
     stream_name,
 )
+from ecgmon.recordings import is_wfdb_folder
 from ecgmon.records import RawBatch
 
 
@@ -71,8 +72,11 @@ class ParquetSource:
         yield from read_file_batches(self.path, file, batch_size, 0)
 
 
-def open_source(spec: str, table: str | None = None) -> Source:
-    """The source a user named: a Parquet file or folder, or a table of a database.
+def open_source(spec: str, table: str | None = None, input_length: int | None = None) -> Source:
+    """The source a user named: a Parquet file or folder, a WFDB folder, or a database table.
+
+    A folder holding WFDB headers (``*.hea``) is a folder of continuous recordings; reading beats
+    from it needs the model's ``input_length`` (the score path passes it).
 
     A database is a SQLAlchemy URL, or ``env:NAME`` naming an environment variable that holds
     the URL (so a password stays out of flow-run parameters).
@@ -82,6 +86,10 @@ def open_source(spec: str, table: str | None = None) -> Source:
     path = Path(spec).expanduser()
     if not path.exists():
         raise SourceNotFoundError(f"source {path} does not exist")
+    if is_wfdb_folder(path):
+        from ecgmon.wfdb_source import WfdbSource
+
+        return WfdbSource(path, input_length)
     return ParquetSource(path)
 
 
