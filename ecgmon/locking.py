@@ -4,8 +4,9 @@ Two score runs over the same source must never interleave "read watermark -> sco
 :func:`source_lock` serialises them per source key. PostgreSQL uses a session advisory lock
 (``pg_advisory_lock``) on a dedicated connection, released by the server when that connection
 ends, also when the process is killed. SQLite uses an ``flock`` on a file beside the database
-(``<db>.lock``), released by the kernel when the process dies. A second run waits (or, with
-``wait=False``, gets :class:`SourceBusyError`) and then reads the watermark the first one left.
+(``<db>.lock-<key>``, one per source), released by the kernel when the process dies. A second
+run waits (or, with ``wait=False``, gets :class:`SourceBusyError`) and then reads the watermark
+the first one left.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def _pg_lock(engine: Engine, source_key: str, wait: bool) -> Iterator[None]:
 
 @contextmanager
 def _file_lock(database: Path, source_key: str, wait: bool) -> Iterator[None]:
-    path = database.with_name(f"{database.name}.lock")
+    path = database.with_name(f"{database.name}.lock-{lock_key(source_key) & 0xFFFFFFFF:08x}")
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         flags = fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB

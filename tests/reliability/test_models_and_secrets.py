@@ -1,0 +1,136 @@
+"""Model artifacts are checked and loaded safely; secrets never reach logs, rows or messages."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from ecgmon.db import create_db_engine
+from ecgmon.errors import ArtifactIntegrityError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_tampered_model_file_is_refused(ecgmon_env, champion):
+    from models.detector import MODEL_FILE
+    from models.registry import get_version, load_detector
+
+    engine = create_db_engine(ecgmon_env.database_url_plain)
+    model_file = Path(get_version(engine, champion)["artifact_uri"]) / MODEL_FILE
+    model_file.write_bytes(model_file.read_bytes() + b"\0evil")
+    with pytest.raises(ArtifactIntegrityError, match="refusing to load"):
+        load_detector(engine, champion)
+
+
+def test_a_tampered_metadata_file_is_refused(ecgmon_env, champion):
+    from models.detector import METADATA_FILE
+    from models.registry import get_version, load_detector
+
+    engine = create_db_engine(ecgmon_env.database_url_plain)
+    meta = Path(get_version(engine, champion)["artifact_uri"]) / METADATA_FILE
+    meta.write_text(meta.read_text().replace("{", "{ ", 1))
+    with pytest.raises(ArtifactIntegrityError):
+        load_detector(engine, champion)
+
+
+def test_models_load_in_safe_mode_and_nothing_is_unpickled():
+    detector = (ROOT / "models" / "detector.py").read_text()
+    assert "safe_mode=True" in detector
+    for folder in ("ecgmon", "models", "tasks", "flows"):
+        for path in (ROOT / folder).rglob("*.py"):
+            text = path.read_text()
+            assert not re.search(r"^\s*(import|from)\s+(c?pickle|joblib|dill)\b", text, re.M), path
+            assert "allow_pickle=True" not in text, path
+            assert "read_pickle" not in text, path
+
+
+PASSWORD = "s3cr3t-pw"
+TOKEN = "tok-123-secret"
+
+
+@pytest.fixture
+def secret_url(db_url: str) -> str:
+    """The test database reached as a role with a password (PostgreSQL only)."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("a password in the URL needs PostgreSQL")
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_url)
+    schema = re.search(r"search_path%3D(\w+)", db_url).group(1)
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.exec_driver_sql("select 1 from pg_roles where rolname='ecg_secret'").first()
+        if not exists:
+            conn.exec_driver_sql(f"create role ecg_secret login password '{PASSWORD}'")
+        conn.exec_driver_sql(f"grant all on schema {schema} to ecg_secret")
+    admin.dispose()
+    secret = url.set(username="ecg_secret", password=PASSWORD)
+    return secret.render_as_string(hide_password=False)
+
+
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run ``ecgmon -v ARGS`` in a child process: everything it prints and logs is captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", "-v", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+
+
+def test_no_secret_in_logs_rows_artifacts_or_errors(
+    secret_url, tmp_path, synthetic_set, tiny_detector, prefect_harness
+):
+    from prefect.settings import PREFECT_API_URL
+
+    from ecgmon.db import upgrade_schema
+    from models.registry import add_threshold, promote, register_model
+    from tests.conftest import write_day
+
+    assert PASSWORD in secret_url
+    engine = create_db_engine(secret_url)
+    upgrade_schema(engine)
+    version = register_model(engine, tiny_detector, str(tmp_path / "models"))
+    add_threshold(engine, version, tiny_detector.threshold(), origin="test")
+    promote(engine, version)
+    signals = synthetic_set.signals[:30].copy()
+    signals[3] = float("nan")
+    folder = tmp_path / "in"
+    write_day(folder, "2026-11-01", signals)
+    env = {
+        **os.environ,
+        "ECGMON_DATABASE_URL": secret_url,
+        "ECGMON_MODEL_STORE": str(tmp_path / "models"),
+        # nobody listens on port 9: the alert fails, and its error must not show the token
+        "ECGMON_ALERT_URLS": f"json://127.0.0.1:9/hooks?token={TOKEN}",
+        "ECGMON_ANOMALY_RATE_BOUND": "0",
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),  # the session's test server
+        "PREFECT_LOGGING_LEVEL": "DEBUG",
+    }
+    ok = _cli(["score", "--source", str(folder), "--json"], env)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    missing = _cli(["score", "--source", str(tmp_path / "nowhere")], env)
+    down = _cli(
+        ["score", "--source", str(folder)],
+        env | {"ECGMON_DATABASE_URL": secret_url.replace(":5432/", ":9/")},
+    )
+    assert missing.returncode != 0 and down.returncode != 0
+    texts = {f"{name} {stream}": getattr(run, stream)
+             for name, run in (("ok", ok), ("missing", missing), ("down", down))
+             for stream in ("stdout", "stderr")}  # fmt: skip
+    assert "alert" in texts["ok stderr"].lower() or "alert" in texts["ok stdout"].lower()
+    with engine.connect() as conn:
+        for t in ("pipeline_runs", "rejected_records", "model_versions", "anomalies"):
+            texts[t] = repr(conn.execute(sa.text(f"select * from {t}")).all())
+    texts["artifacts"] = "\n".join(
+        p.read_bytes().decode("latin-1") for p in (tmp_path / "models").rglob("*") if p.is_file()
+    )
+    for where, text in texts.items():
+        assert PASSWORD not in text, f"password in {where}"
+        assert TOKEN not in text, f"alert token in {where}"
