@@ -1,6 +1,6 @@
 """Throughput of the score path: the real pipeline against a naive path and a hardware limit.
 
-    python benchmarks/score_throughput.py --rows 1000000 --database-url URL [--skip-baselines] --json
+    python benchmarks/score_throughput.py --rows N --database-url URL [--skip-baselines] --json
 
 Generates ``--rows`` synthetic beats (140 samples) into a temporary Parquet folder (untimed,
 written in chunks), trains a small dense model and registers it as champion, then measures in
@@ -241,9 +241,9 @@ def _copy_frame(conn, frame) -> None:  # noqa: ANN001
     sink = pa.BufferOutputStream()
     table = pa.Table.from_pandas(frame, preserve_index=False)
     pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False))
-    with conn.connection.driver_connection.cursor() as cursor:
-        with cursor.copy("COPY limit_scores FROM STDIN (FORMAT csv)") as copy:
-            copy.write(sink.getvalue().to_pybytes())
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor, cursor.copy("COPY limit_scores FROM STDIN (FORMAT csv)") as copy:
+        copy.write(sink.getvalue().to_pybytes())
 
 
 def main(argv: list[str] | None = None) -> dict:

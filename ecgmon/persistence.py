@@ -45,8 +45,14 @@ _STAGE_DDL = {
         record_id TEXT, patient_id TEXT, recorded_at TEXT, loss REAL, threshold_version INTEGER,
         threshold REAL, score_ratio REAL, baseline TEXT, is_anomaly INTEGER, severity TEXT)""",
 }
-_BEAT = "record_id, model_version, source, patient_id, recorded_at, loss, threshold_version, threshold, score_ratio, baseline, run_id"
-_STAGED = "record_id, :model_version, :source, patient_id, recorded_at, loss, threshold_version, threshold, score_ratio, baseline, :run_id"
+_BEAT = (
+    "record_id, model_version, source, patient_id, recorded_at, loss, threshold_version,"
+    " threshold, score_ratio, baseline, run_id"
+)
+_STAGED = (
+    "record_id, :model_version, :source, patient_id, recorded_at, loss, threshold_version,"
+    " threshold, score_ratio, baseline, :run_id"
+)
 _MERGE = (
     f"""INSERT INTO scores ({_BEAT}, is_anomaly, scored_at)
     SELECT {_STAGED}, is_anomaly, :scored_at FROM stage_scores WHERE true

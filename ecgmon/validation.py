@@ -21,7 +21,8 @@ def validate_batch(
     """Split a raw batch into valid beats of ``input_length`` samples and rejections.
 
     Reasons: missing_record_id, record_id_too_long, missing_recorded_at, duplicate_record_id,
-    missing_signal, empty_signal, wrong_length, non_numeric_signal, non_finite, implausible_amplitude.
+    missing_signal, empty_signal, wrong_length, non_numeric_signal, non_finite,
+    implausible_amplitude.
     Conservation: ``len(valid) + len(rejections) == len(raw) + len(raw.rejections)``.
     A row's first failing check (in that order of checks) is its reason. Checks are vectorised:
     Python runs per row only for rejected rows and for signals that are not one float array.

@@ -23,6 +23,7 @@ from ecgmon.records import RawBatch
 from ecgmon.settings import Settings
 from ecgmon.sources import Source, bound_window, open_source
 from ecgmon.validation import SeenIds, split_repeats, validate_batch
+from models.patient_thresholds import active_patient_thresholds
 from models.registry import active_threshold, champion_version, load_detector
 from models.scoring import Judge, score_beats
 
@@ -61,10 +62,14 @@ def resolve_judge(settings: Settings, model_version: int | None = None) -> Judge
 
 
 def load_judge(settings: Settings, ref: JudgeRef) -> Judge:
-    """Load the detector of a reference (checking its artifact sha256)."""
+    """Load the detector of a reference (checking its artifact sha256) and the active
+    per-patient thresholds of its model version."""
     engine = create_db_engine(settings.database_url_plain)
     detector = load_detector(engine, ref.model_version)
-    return Judge(ref.model_version, detector, ref.threshold_version, ref.threshold)
+    patients = active_patient_thresholds(engine, ref.model_version)
+    return Judge(
+        ref.model_version, detector, ref.threshold_version, ref.threshold, patients=patients
+    )
 
 
 def score_batches(
