@@ -19,7 +19,12 @@ from ecgmon.errors import EcgmonError  # noqa: E402
 from ecgmon.settings import get_settings  # noqa: E402
 
 # Modules that add sub-commands: each has ``register(subparsers)``.
-EXTENSIONS: list[str] = ["flows.cli_ops", "flows.cli_recordings", "flows.cli_rejected"]
+EXTENSIONS: list[str] = [
+    "flows.cli_ops",
+    "flows.cli_recordings",
+    "flows.cli_rejected",
+    "flows.cli_baseline",
+]
 
 
 def _print_json(payload: dict) -> None:

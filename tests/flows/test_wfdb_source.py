@@ -149,3 +149,34 @@ def test_real_record_beats_match_the_expert_annotations(
     matched = rec.match_beats(samples, window, tolerance=int(0.15 * FS))
     assert (matched >= 0).all()  # no false beat
     assert len(ids) >= len(window) - 1  # at most one annotated beat missed
+
+
+def test_a_patient_baseline_threshold_judges_only_that_patients_beats(
+    prefect_harness, ecgmon_env, champion, tmp_path
+):
+    from flows.cli import main
+    from flows.score import score_flow
+
+    folder = tmp_path / "recordings"
+    rng = np.random.default_rng(0)
+    for name in ("rec1", "rec2"):
+        peaks = [int(FS * (0.5 + 0.8 * i)) for i in range(75)]
+        noise = rng.normal(0, 0.02, int(FS * 61))
+        write_record(folder, name, spike_train(peaks, noise.size) + noise)
+    assert main(["baseline", "--source", str(folder), "--patient", "rec1", "--minutes", "0.5"]) == 0
+    engine = create_db_engine(ecgmon_env.database_url_plain)
+    with engine.connect() as conn:
+        version, value = conn.execute(
+            sa.text("select threshold_version, value from thresholds where patient_id = 'rec1'")
+        ).one()
+
+    score_flow(source=str(folder))
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("select patient_id, baseline, threshold_version, threshold from scores")
+        ).all()
+    mine = [r for r in rows if r[0] == "rec1"]
+    assert {(r[1], r[2]) for r in mine} == {(f"patient:rec1:t{version}", version)}
+    assert max(abs(r[3] - value) for r in mine) < 1e-12
+    assert {r[1] for r in rows if r[0] == "rec2"} == {"population"}
+    assert len(rows) == 2 * 75  # every beat of both records, clear of the held-back last second
