@@ -13,6 +13,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# The first start of the local Prefect API migrates its database; on a busy 2-core machine that
+# takes longer than Prefect's default wait.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 from ecgmon.db import redact_url  # noqa: E402
 from ecgmon.errors import EcgmonError  # noqa: E402
