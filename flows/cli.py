@@ -80,7 +80,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     resolve_judge(get_settings(), args.model_version)
 
     result = score_flow(
-        source=str(args.source),
+        source=_secret_free(str(args.source)),
         table=args.table,
         model_version=args.model_version,
         batch_size=args.batch_size,
@@ -93,6 +93,18 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result)
     return 0
+
+
+SOURCE_URL_VARIABLE = "ECGMON_SOURCE_URL"
+
+
+def _secret_free(source: str) -> str:
+    """A database URL travels to the in-process flow as ``env:NAME``, so the password never
+    reaches Prefect's stored flow-run parameters."""
+    if "://" not in source:
+        return source
+    os.environ[SOURCE_URL_VARIABLE] = source
+    return f"env:{SOURCE_URL_VARIABLE}"
 
 
 def _require_path(path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
 from prefect import flow
@@ -62,7 +63,9 @@ def score_flow(
 
 
 def safe_source(spec: str) -> str:
-    """A source as it may be shown: database URLs with the password masked."""
+    """A source as it may be shown: database URLs (also ``env:NAME``) with the password masked."""
+    if spec.startswith("env:"):
+        spec = os.environ.get(spec[4:], spec)
     return redact_url(spec) if "://" in spec else spec
 
 
