@@ -50,13 +50,13 @@ def write_report(out_dir: Path, summary: dict, runs: Sequence[Any]) -> Path:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path, dpi=110, bbox_inches="tight", format="png")
+    fig.savefig(path, dpi=110, format="png")
     return path
 
 
 def training_curves(run: Any, title: str) -> Figure:
     """Training (and validation) loss per epoch of one run."""
-    fig = Figure(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.subplots()
     for key, label in (("loss", "training"), ("val_loss", "validation")):
         values = run.history.get(key, [])
@@ -74,7 +74,7 @@ def loss_histogram(run: Any, title: str) -> Figure:
     losses, truth = np.asarray(run.test_losses), np.asarray(run.is_anomaly, dtype=bool)
     upper = float(np.quantile(losses, 0.995))
     bins = np.linspace(float(losses.min()), max(upper, run.threshold * 1.2), 60)
-    fig = Figure(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.subplots()
     ax.hist(losses[~truth], bins=bins, alpha=0.6, color=NORMAL_COLOUR,
             label=f"normal test beats (n={int((~truth).sum())})")  # fmt: skip
@@ -90,7 +90,7 @@ def loss_histogram(run: Any, title: str) -> Figure:
 
 def roc_figure(runs: Sequence[Any], title: str) -> Figure:
     """ROC curve of every run (anomaly = positive class) with its AUROC in the legend."""
-    fig = Figure(figsize=(5.5, 5))
+    fig = Figure(figsize=(5.5, 5), layout="constrained")
     ax = fig.subplots()
     for run in runs:
         truth = np.asarray(run.is_anomaly, dtype=bool)
@@ -109,7 +109,7 @@ def reconstructions(run: Any, title: str) -> Figure:
     """Example test beats (scaled) with their reconstructions: normal ones and flagged ones."""
     ex = run.examples
     count = len(ex.get("kind", []))
-    fig = Figure(figsize=(3.2 * max(count, 1), 3))
+    fig = Figure(figsize=(3.2 * max(count, 1), 3), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, max(count, 1), sharey=True))
     for i, ax in enumerate(axes[:count]):
         colour = NORMAL_COLOUR if ex["kind"][i] == "normal" else ANOMALY_COLOUR
