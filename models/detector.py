@@ -10,15 +10,19 @@ from pathlib import Path
 
 import numpy as np
 
-from models.architectures import anomaly_score_fn, build_autoencoder, default_hyperparameters
 from models.preprocessing import MinMaxScaler
-from models.seeding import seed_everything
 from models.thresholds import Threshold, compute_threshold
-from models.training import fit_autoencoder
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
 SCORE_CHUNK = 65_536
+
+
+def resolve_architecture(name: str | None) -> str:
+    """``name``, or the architecture measured best when it is None."""
+    from models.architectures import DEFAULT_ARCHITECTURE
+
+    return name or DEFAULT_ARCHITECTURE
 
 
 def fingerprint(signals: np.ndarray) -> str:
@@ -69,6 +73,11 @@ class AutoencoderDetector:
         if len(normal_signals) < 10:
             raise ValueError(f"need at least 10 normal beats to train, got {len(normal_signals)}")
         started = time.perf_counter()
+        # Keras loads here, not at import: flow modules import this one (see PREFECT.md)
+        from models.architectures import build_autoencoder, default_hyperparameters
+        from models.seeding import seed_everything
+        from models.training import fit_autoencoder
+
         seed_everything(seed)
         hp = default_hyperparameters(architecture) | (hyperparameters or {})
         train_idx, cal_idx = split_calibration(len(normal_signals), calibration_fraction, seed)
@@ -105,6 +114,8 @@ class AutoencoderDetector:
     def _compiled(self):  # noqa: ANN202
         if self._score_fn is None:
             import tensorflow as tf
+
+            from models.architectures import anomaly_score_fn
 
             score = anomaly_score_fn(self.architecture)
             model = self.model

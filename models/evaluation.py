@@ -10,8 +10,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ecgmon.readers import LabelledBeats, read_beats, read_ucr_pair
-from models.architectures import DEFAULT_ARCHITECTURE
-from models.detector import AutoencoderDetector
+from models.detector import AutoencoderDetector, resolve_architecture
 from models.metrics import detection_metrics, summarise_runs
 
 log = logging.getLogger(__name__)
@@ -127,7 +126,7 @@ def evaluate(
 ) -> tuple[dict, list[EvaluationRun]]:
     """Metrics over ``seeds`` seeds (0..seeds-1): means at top level, plus ``std`` and ``runs``."""
     train, test = load_split(data, split, normal_label)
-    name = architecture or DEFAULT_ARCHITECTURE
+    name = resolve_architecture(architecture)
     runs = []
     for seed in range(seeds):
         run = evaluate_once(

@@ -10,8 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from ecgmon.db import create_db_engine
 from ecgmon.readers import read_training_data
 from ecgmon.settings import Settings
-from models.architectures import DEFAULT_ARCHITECTURE
-from models.detector import AutoencoderDetector
+from models.detector import AutoencoderDetector, resolve_architecture
 from models.registry import add_threshold, promote, register_model
 
 
@@ -43,7 +42,7 @@ def train_on_normals(
     """Fit a detector on normal beats (n, length), register it as a candidate; its version."""
     detector = AutoencoderDetector.fit(
         normal,
-        architecture=architecture or settings.architecture or DEFAULT_ARCHITECTURE,
+        architecture=resolve_architecture(architecture or settings.architecture),
         epochs=epochs or settings.epochs,
         seed=settings.seed if seed is None else seed,
     )

@@ -1,0 +1,23 @@
+"""`prefect deploy` imports every flow module: none of them may load TensorFlow at import time."""
+
+import subprocess
+import sys
+
+import yaml
+
+from tests.shared_data import REPO_ROOT
+
+
+def test_flow_entrypoints_do_not_import_tensorflow():
+    deployments = yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())["deployments"]
+    modules = sorted({d["entrypoint"].split(":")[0].replace("/", ".")[:-3] for d in deployments})
+    modules += ["flows.cli", "flows.train", "flows.demo"]
+    code = (
+        "import sys\n"
+        f"for m in {modules!r}: __import__(m)\n"
+        "print(sorted(k for k in ('tensorflow', 'keras') if k in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
