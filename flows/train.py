@@ -5,8 +5,9 @@ from __future__ import annotations
 from prefect import flow
 
 from ecgmon.settings import get_settings
+from tasks.reporting import publish_run_summary
 from tasks.runs import current_run_id, finish_run_task, start_run_task
-from tasks.training import calibrate_task, promote_task, train_task
+from tasks.training import calibrate_task, promote_task, train_task, training_summary
 
 
 @flow(name="train")
@@ -30,9 +31,11 @@ def train_flow(
     except Exception as err:
         finish_run_task(settings, run_id, "failed", error=type(err).__name__)
         raise
-    finish_run_task(
+    row = finish_run_task(
         settings, run_id, "completed", model_version=version, threshold_version=threshold_version
     )
+    extra = training_summary(settings, version) | {"promoted": promote}
+    publish_run_summary(row | {"extra": extra}, [])
     return {
         "run_id": run_id,
         "model_version": version,

@@ -47,7 +47,41 @@ def train_on_normals(
         seed=settings.seed if seed is None else seed,
     )
     engine = create_db_engine(settings.database_url_plain)
-    return register_model(engine, detector, settings.model_store)
+    return register_model(
+        engine, detector, settings.model_store, metrics=training_metrics(detector)
+    )
+
+
+def training_metrics(detector: AutoencoderDetector) -> dict:
+    """What training achieved (``model_versions.metrics``): loss curves and final figures."""
+    history = detector.history
+    last = {f"final_{name}": round(values[-1], 6) for name, values in history.items() if values}
+    return {
+        "epochs_run": len(history.get("loss", [])),
+        "training_seconds": round(detector.training_seconds, 2),
+        **last,
+        "history": history,
+    }
+
+
+def training_summary(settings: Settings, version: int) -> dict:
+    """Figures of a registered version for its run summary artifact (no loss curves)."""
+    from models.registry import active_threshold, get_version
+
+    engine = create_db_engine(settings.database_url_plain)
+    row = get_version(engine, version)
+    threshold = active_threshold(engine, version)
+    metrics = {k: v for k, v in (row["metrics"] or {}).items() if k != "history"}
+    return {
+        "architecture": row["architecture"],
+        "input_length": row["input_length"],
+        "train_size": row["train_size"],
+        "held_out_normal_beats": row["calibration_size"],
+        "held_out_loss_mean": round(row["loss_mean"], 6),
+        "held_out_loss_std": round(row["loss_std"], 6),
+        "threshold": f"{threshold.method} {threshold.params} = {threshold.value:.6f}",
+        **metrics,
+    }
 
 
 def calibrate(

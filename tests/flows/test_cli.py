@@ -46,3 +46,13 @@ def test_train_promote_then_models_list(
     assert code == 0
     line = [row for row in out.splitlines() if row.strip().startswith("1 ")][0]
     assert "dense" in line and "champion" in line
+
+    from prefect.artifacts import Artifact
+
+    from ecgmon.db import create_db_engine
+    from models.registry import get_version
+
+    metrics = get_version(create_db_engine(ecgmon_env.database_url_plain), 1)["metrics"]
+    assert 1 <= metrics["epochs_run"] == len(metrics["history"]["loss"]) <= 3
+    summary = Artifact.get("train-run-summary")
+    assert summary is not None and "held_out_loss_mean" in summary.data
