@@ -19,7 +19,7 @@ from ecgmon.settings import get_settings
 from ecgmon.sources import open_source
 from tasks.backfill import backfill_day_task, days_in_range, done_days
 from tasks.reporting import publish_run_summary, top_flagged
-from tasks.runs import current_run_id, finish_run_task, start_run_task
+from tasks.runs import finish_run_task, recorded_run
 from tasks.scoring import JudgeRef, resolve_judge_task
 
 TASK_RUNNERS = ("threads", "dask")
@@ -81,7 +81,6 @@ def backfill_flow(
         raise ConfigurationError("a backfill needs both start and end dates (YYYY-MM-DD)")
     settings = get_settings(batch_size=batch_size)
     runner = make_task_runner(task_runner, dask_address, workers)
-    run_id = current_run_id()
     params = {
         "source": source,
         "start": start,
@@ -90,8 +89,7 @@ def backfill_flow(
         "table": table,
         "task_runner": task_runner,
     }
-    start_run_task(settings, run_id, "backfill", params, source)
-    try:
+    with recorded_run(settings, "backfill", params, source) as run_id:
         ref = resolve_judge_task(settings, model_version)
         src = open_source(source, table)
         days = days_in_range(src, start, end)
@@ -110,9 +108,6 @@ def backfill_flow(
             if todo
             else []
         )
-    except Exception as err:
-        finish_run_task(settings, run_id, "failed", error=type(err).__name__)
-        raise
     row = finish_run_task(
         settings,
         run_id,

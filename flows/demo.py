@@ -1,4 +1,4 @@
-"""``ecgmon demo``: the whole pipeline once, on ECG5000 when it can be found, else synthetic beats."""
+"""``ecgmon demo``: the whole pipeline once, on ECG5000 when found, else on synthetic beats."""
 
 from __future__ import annotations
 
@@ -125,10 +125,9 @@ def _reuse_or_train(settings: Settings, train_file: Path, epochs: int, train_flo
     except Exception:  # noqa: BLE001
         pass
     result = train_flow(data=str(train_file), architecture="dense", epochs=epochs, promote=True)
-    print(
-        f"model: trained dense autoencoder, registered and promoted as version {result['model_version']}"
-    )
-    return int(result["model_version"])
+    version = int(result["model_version"])
+    print(f"model: trained dense autoencoder, registered and promoted as version {version}")
+    return version
 
 
 def _summarise(settings: Settings, result: dict, version: int, incoming: Path) -> None:

@@ -7,7 +7,7 @@ from prefect import flow
 from ecgmon.settings import get_settings
 from tasks.recalibration import recalibrate_task
 from tasks.reporting import publish_run_summary
-from tasks.runs import current_run_id, finish_run_task, start_run_task
+from tasks.runs import finish_run_task, recorded_run
 
 
 @flow(name="recalibrate")
@@ -20,14 +20,9 @@ def recalibrate_flow(
     """Threshold of ``model_version`` (default: the champion) by ``method`` with ``param``
     (k, q or fpr), from its stored held-out normal losses or the normal beats in ``data``."""
     settings = get_settings()
-    run_id = current_run_id()
     params = {"model_version": model_version, "method": method, "param": param, "data": data}
-    start_run_task(settings, run_id, "recalibrate", params, data)
-    try:
+    with recorded_run(settings, "recalibrate", params, data) as run_id:
         result = recalibrate_task(settings, model_version, method, param, data)
-    except Exception as err:
-        finish_run_task(settings, run_id, "failed", error=type(err).__name__)
-        raise
     row = finish_run_task(
         settings,
         run_id,

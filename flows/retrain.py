@@ -7,7 +7,7 @@ from prefect import flow
 from ecgmon.settings import get_settings
 from tasks.gate import retrain_task
 from tasks.reporting import publish_run_summary
-from tasks.runs import current_run_id, finish_run_task, start_run_task
+from tasks.runs import finish_run_task, recorded_run
 
 
 @flow(name="retrain")
@@ -19,14 +19,9 @@ def retrain_flow(
 ) -> dict:
     """Train, calibrate and register a candidate; promote it only if it passes the gate."""
     settings = get_settings()
-    run_id = current_run_id()
     params = {"data": data, "architecture": architecture, "epochs": epochs, "seed": seed}
-    start_run_task(settings, run_id, "retrain", params, data)
-    try:
+    with recorded_run(settings, "retrain", params, data) as run_id:
         record = retrain_task(settings, data, architecture, epochs, seed)
-    except Exception as err:
-        finish_run_task(settings, run_id, "failed", error=type(err).__name__)
-        raise
     row = finish_run_task(
         settings,
         run_id,

@@ -11,7 +11,7 @@ from ecgmon.db import create_db_engine, redact_url
 from ecgmon.settings import get_settings
 from tasks.alerts import alert_run_task
 from tasks.reporting import measure_drift_task, publish_run_summary, top_flagged
-from tasks.runs import current_run_id, finish_run_task, start_run_task
+from tasks.runs import finish_run_task, recorded_run
 from tasks.scoring import resolve_judge_task, score_new_records_task
 
 
@@ -26,17 +26,12 @@ def score_flow(
     """Score every new record of ``source`` (Parquet file/folder, or a database URL or
     ``env:VAR`` with ``table``) with the champion model; then drift, alert and summary."""
     settings = get_settings(batch_size=batch_size)
-    run_id = current_run_id()
     as_of = window_end(as_of)
     shown = safe_source(source)  # a database URL may hold a password: never stored or logged
     params = {"source": shown, "table": table, "model_version": model_version}
-    start_run_task(settings, run_id, "score", params, shown)
-    try:
+    with recorded_run(settings, "score", params, shown) as run_id:
         ref = resolve_judge_task(settings, model_version)
         counts = score_new_records_task(settings, source, table, ref, run_id, as_of)
-    except Exception as err:
-        finish_run_task(settings, run_id, "failed", error=type(err).__name__)
-        raise
     drift = measure_drift_task(settings, run_id, ref.model_version) if counts["n_scored"] else None
     row = finish_run_task(
         settings,

@@ -6,7 +6,7 @@ from prefect import flow
 
 from ecgmon.settings import get_settings
 from tasks.reporting import publish_run_summary
-from tasks.runs import current_run_id, finish_run_task, start_run_task
+from tasks.runs import finish_run_task, recorded_run
 from tasks.training import calibrate_task, promote_task, train_task, training_summary
 
 
@@ -20,17 +20,12 @@ def train_flow(
 ) -> dict:
     """Train, register, calibrate and (when asked) promote a model version."""
     settings = get_settings()
-    run_id = current_run_id()
     params = {"data": data, "architecture": architecture, "epochs": epochs, "promote": promote}
-    start_run_task(settings, run_id, "train", params, data)
-    try:
+    with recorded_run(settings, "train", params, data) as run_id:
         version = train_task(settings, data, architecture, epochs, seed)
         threshold_version = calibrate_task(settings, version, None, None)
         if promote:
             promote_task(settings, version)
-    except Exception as err:
-        finish_run_task(settings, run_id, "failed", error=type(err).__name__)
-        raise
     row = finish_run_task(
         settings, run_id, "completed", model_version=version, threshold_version=threshold_version
     )

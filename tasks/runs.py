@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from ecgmon.db import create_db_engine
+from ecgmon.errors import EcgmonError
 from ecgmon.persistence import finish_run, start_run
 from ecgmon.settings import Settings
 
@@ -31,3 +34,25 @@ def start_run_task(
 def finish_run_task(settings: Settings, run_id: str, status: str, **values: object) -> dict:
     """Record how the run ended; returns the run row."""
     return finish_run(create_db_engine(settings.database_url_plain), run_id, status, **values)
+
+
+def failure_text(err: BaseException) -> str:
+    """What a failed run records: our own errors' sentence (free of secrets), else the type only."""
+    return f"{type(err).__name__}: {err}" if isinstance(err, EcgmonError) else type(err).__name__
+
+
+@contextmanager
+def recorded_run(
+    settings: Settings, flow: str, parameters: dict, source: str | None
+) -> Iterator[str]:
+    """Record a flow run in ``pipeline_runs`` as running; on an exception, as failed (re-raised).
+
+    Yields the run id. The caller records success with :func:`finish_run_task`, with its figures.
+    """
+    run_id = current_run_id()
+    start_run_task(settings, run_id, flow, parameters, source)
+    try:
+        yield run_id
+    except Exception as err:
+        finish_run_task(settings, run_id, "failed", error=failure_text(err))
+        raise

@@ -113,10 +113,13 @@ def write_day(folder: Path, day: str, signals: np.ndarray, start: int = 0) -> Pa
 
     path = folder / f"date={day}" / "part-0.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({
-        "record_id": [f"beat-{start + i:06d}" for i in range(len(signals))],
-        "recorded_at": pd.Timestamp(day, tz="UTC") + pd.to_timedelta(np.arange(len(signals)), unit="s"),
-        "patient_id": "p1",
-        "signal": list(signals.astype(np.float32)),
-    }).to_parquet(path, index=False)
+    pd.DataFrame(
+        {
+            "record_id": [f"beat-{start + i:06d}" for i in range(len(signals))],
+            "recorded_at": pd.Timestamp(day, tz="UTC")
+            + pd.to_timedelta(np.arange(len(signals)), unit="s"),
+            "patient_id": "p1",
+            "signal": list(signals.astype(np.float32)),
+        }
+    ).to_parquet(path, index=False)
     return path
