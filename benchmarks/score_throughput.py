@@ -118,8 +118,9 @@ def child_main(args: argparse.Namespace) -> None:
     """The pipeline stage: the score flow's task functions, then a no-op run (nothing new)."""
     os.environ["ECGMON_DATABASE_URL"] = args.database_url
     os.environ["ECGMON_MODEL_STORE"] = args.store
+    import models.architectures  # noqa: F401  (Keras/TensorFlow: import time is not throughput)
     from ecgmon.settings import get_settings
-    from tasks import scoring  # noqa: F401  (imports Prefect and TensorFlow before timing)
+    from tasks import scoring  # noqa: F401  (imports Prefect before timing)
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     overrides = {"batch_size": args.batch_size} if args.batch_size else {}

@@ -4,11 +4,21 @@ Each batch is bulk-loaded into a temporary staging table (PostgreSQL: COPY of on
 formatted by Arrow; SQLite: one executemany) and merged with portable ``INSERT ... ON CONFLICT``
 statements, so a re-run of any batch leaves the same rows. Staged columns are built column-wise:
 no Python loop per row on this hot path.
+
+On PostgreSQL a batch first tries the fast path: COPY straight into ``scores`` and ``anomalies``
+inside a savepoint. It succeeds only when no beat of the batch has a row yet (the usual case: the
+watermark says the batch is new); any existing row raises a unique violation, the savepoint is
+rolled back and the batch takes the staged upsert instead, so the rows are the same either way.
+The CSV is streamed in chunks, and the fast path needs no delete of unflagged anomalies: an
+anomaly row is only ever written together with its score row.
+Batch transactions use ``synchronous_commit = off``: a commit lost in a server crash loses its
+watermark with it, so the batch is read and scored again (never half-written, never skipped).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,10 +79,20 @@ _MERGE = (
       loss = excluded.loss, threshold_version = excluded.threshold_version,
       threshold = excluded.threshold, score_ratio = excluded.score_ratio,
       severity = excluded.severity, baseline = excluded.baseline""",
-    # IN (not a correlated EXISTS): SQLite probes the anomalies primary key per staged id
-    """DELETE FROM anomalies WHERE model_version = :model_version AND record_id IN (
-      SELECT record_id FROM stage_scores WHERE NOT is_anomaly)""",
 )
+_DELETE_UNFLAGGED = {
+    # IN (not a correlated EXISTS): SQLite probes the anomalies primary key per staged id
+    "sqlite": """DELETE FROM anomalies WHERE model_version = :model_version AND record_id IN (
+      SELECT record_id FROM stage_scores WHERE NOT is_anomaly)""",
+    # an array parameter, not the staging table: the planner has no statistics on a fresh temp
+    # table and picked a nested loop over it (tens of seconds per batch on a new database)
+    "postgresql": """DELETE FROM anomalies
+      WHERE model_version = :model_version AND record_id = ANY(:unflagged)""",
+}
+_SCORE_COLUMNS = (*(c.strip() for c in _BEAT.split(",")), "is_anomaly", "scored_at")
+_ANOMALY_COLUMNS = (*(c.strip() for c in _BEAT.split(",")), "severity", "flagged_at")
+_UNIQUE_VIOLATION = "23505"
+COPY_CHUNK = 8_192  # rows per CSV chunk streamed to COPY
 SEVERITY_BOUNDS = ((3.0, "high"), (1.5, "medium"), (0.0, "low"))
 
 
@@ -98,13 +118,25 @@ def severity(score_ratio: np.ndarray) -> np.ndarray:
     return out
 
 
-def commit_batch(engine: Engine, write: BatchWrite) -> None:
-    """Write a batch in ONE transaction: scores and flags, rejections, watermark, run counts."""
+def commit_batch(
+    engine: Engine, write: BatchWrite, in_turn: Callable[[], None] | None = None
+) -> None:
+    """Write a batch in ONE transaction: scores and flags, rejections, watermark, run counts.
+
+    ``in_turn``, if given, is called inside the transaction after the rows are written and before
+    the watermark moves: it blocks until the batch's predecessor has committed and raises if the
+    predecessor failed (the transaction then rolls back), so batch transactions written in
+    parallel still commit their watermarks in order.
+    """
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # see the module docstring
+            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
         if write.scored is not None and len(write.scored.beats):
             _merge_scores(conn, write)
         if write.rejections:
             _upsert_rejections(conn, write)
+        if in_turn is not None:
+            in_turn()
         advance_watermark(conn, write.source, write.position, write.run_id)
         _add_run_counts(conn, write)
 
@@ -145,41 +177,71 @@ def _batch_values(write: BatchWrite, dialect: str) -> dict[str, object]:
 
 
 def _merge_scores(conn: Connection, write: BatchWrite) -> None:
-    dialect = conn.dialect.name
-    conn.exec_driver_sql(_STAGE_DDL["postgresql" if dialect == "postgresql" else "sqlite"])
+    dialect = "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
     columns = _stage_columns(write, dialect)
+    values = _batch_values(write, dialect)
+    # fast path: no score row existed, so no anomaly row did (both are only ever written
+    # together, in one transaction, and nothing deletes scores): nothing to merge or delete
+    if dialect == "postgresql" and _copy_new_rows(conn, columns, values):
+        return
+    conn.exec_driver_sql(_STAGE_DDL[dialect])
     if dialect == "postgresql":
-        _copy_columns(conn, columns)
+        values["unflagged"] = _as_list(columns["record_id"][~columns["is_anomaly"]])
+        _copy_columns(conn, "stage_scores", STAGE_COLUMNS, columns)
     else:
         conn.exec_driver_sql("DELETE FROM stage_scores")
         marks = ", ".join("?" for _ in STAGE_COLUMNS)
         rows = list(zip(*(_as_list(columns[c]) for c in STAGE_COLUMNS), strict=True))
         conn.exec_driver_sql(f"INSERT INTO stage_scores VALUES ({marks})", rows)
-    values = _batch_values(write, dialect)
-    for statement in _MERGE:
+    for statement in (*_MERGE, _DELETE_UNFLAGGED[dialect]):
         conn.execute(sa.text(statement), values)
     if dialect != "postgresql":
         conn.exec_driver_sql("DELETE FROM stage_scores")
+
+
+def _copy_new_rows(conn: Connection, columns: dict, values: dict) -> bool:
+    """PostgreSQL fast path: COPY the batch straight into scores and anomalies in a savepoint.
+
+    Returns False, having written nothing, when a beat already has a row (unique violation).
+    """
+    n = len(columns["record_id"])
+    every = {k: pa.repeat(pa.scalar(v), n) for k, v in values.items()}
+    every["flagged_at"] = every["scored_at"]
+    merged = {**columns, **every}
+    flagged = columns["is_anomaly"]
+    anomalies = {c: _arrow(merged[c]).filter(pa.array(flagged)) for c in _ANOMALY_COLUMNS}
+    try:
+        with conn.begin_nested():
+            _copy_columns(conn, "scores", _SCORE_COLUMNS, merged)
+            if flagged.any():
+                _copy_columns(conn, "anomalies", _ANOMALY_COLUMNS, anomalies)
+    except Exception as err:
+        if getattr(err, "sqlstate", None) == _UNIQUE_VIOLATION:
+            return False
+        raise
+    return True
 
 
 def _as_list(values: np.ndarray | pa.Array) -> list:
     return values.to_pylist() if isinstance(values, pa.Array) else values.tolist()
 
 
-def _copy_columns(conn: Connection, columns: dict[str, np.ndarray | pa.Array]) -> None:
-    """COPY the staged columns as one CSV buffer formatted by Arrow (C++, no per-row Python)."""
-    arrays = [_arrow(columns[c]) for c in STAGE_COLUMNS]
-    sink = pa.BufferOutputStream()
-    pacsv.write_csv(
-        pa.Table.from_arrays(arrays, names=list(STAGE_COLUMNS)),
-        sink,
-        pacsv.WriteOptions(include_header=False, batch_size=65_536),
-    )
+def _copy_columns(
+    conn: Connection, target: str, names: tuple[str, ...], columns: dict[str, np.ndarray | pa.Array]
+) -> None:
+    """COPY ``names`` of ``columns`` into ``target`` as CSV formatted by Arrow (C++, no per-row
+    Python), streamed in chunks of ``COPY_CHUNK`` rows: the server inserts one chunk while the
+    next is formatted."""
+    table = pa.Table.from_arrays([_arrow(columns[c]) for c in names], names=list(names))
+    options = pacsv.WriteOptions(include_header=False, batch_size=COPY_CHUNK)
     raw = conn.connection.driver_connection
     with raw.cursor() as cursor:
-        statement = f"COPY stage_scores ({', '.join(STAGE_COLUMNS)}) FROM STDIN (FORMAT csv)"
+        statement = f"COPY {target} ({', '.join(names)}) FROM STDIN (FORMAT csv)"
         with cursor.copy(statement) as copy:
-            copy.write(sink.getvalue())
+            for chunk in table.to_batches(max_chunksize=COPY_CHUNK):
+                sink = pa.BufferOutputStream()
+                pacsv.write_csv(chunk, sink, options)
+                copy.write(sink.getvalue())
 
 
 def _arrow(values: np.ndarray | pa.Array) -> pa.Array:

@@ -106,9 +106,12 @@ def _signals(
         out = np.zeros((n, length), dtype=np.float32)
         for i, beat in enumerate(signals):
             out[i] = _one_signal(beat, i, length, reasons)
-    finite = np.isfinite(out).all(axis=1)
+    # |x| peak without a temporary array; NaN or inf when a sample is, so it also finds those
+    peak = np.maximum(out.max(axis=1, initial=0), -out.min(axis=1, initial=0))
+    finite = np.isfinite(peak)
     _set_where(reasons, ~finite, "non_finite", "beat holds NaN or infinite samples")
-    peak = np.abs(out).max(axis=1, initial=0) if finite.all() else _finite_peak(out)
+    if not finite.all():
+        peak = _finite_peak(out)
     detail = f"beat has samples beyond ±{bound:g}"
     _set_where(reasons, peak > bound, "implausible_amplitude", detail)
     return out
@@ -195,25 +198,40 @@ class SeenIds:
 
     8 bytes per id instead of a Python set entry (~100 bytes), so a run of 10 million beats
     stays flat in memory. Two different ids share a hash with probability ~n²/2⁶⁵ (about 3e-6
-    for 10 million ids); such a beat is rejected as a repeat (quarantined, not lost).
+    for 10 million ids); such a beat is rejected as a repeat (quarantined, not lost). The hash is
+    Python's own string hash (SipHash, cached on each str): the set lives only in this process.
     """
 
+    #: Sorted runs are merged until they reach this many hashes (8 MB), then kept as they are:
+    #: adding a batch never copies the whole set (a copy of 80 MB per batch at 10 million ids).
+    MERGE_UP_TO = 1 << 20
+
     def __init__(self) -> None:
-        self._hashes = np.empty(0, dtype=np.uint64)
+        self._runs: list[np.ndarray] = []  # sorted uint64 hash arrays, larger ones first
 
     def __len__(self) -> int:
-        return len(self._hashes)
+        return sum(len(run) for run in self._runs)
 
     def check_and_add(self, ids: np.ndarray) -> np.ndarray:
         """Which of ``ids`` (n,) object (str or None) an earlier call saw; then remember them."""
         present = np.not_equal(ids, None)
-        hashes = pd.util.hash_array(np.where(present, ids, "").astype(object))[present]
+        kept = ids[present]
+        hashes = np.fromiter(map(hash, kept), dtype=np.int64, count=len(kept)).view(np.uint64)
+        order = np.argsort(hashes)
+        ordered = hashes[order]  # sorted probes: searchsorted walks each run in order
+        hit = np.zeros(len(ordered), dtype=bool)
+        for run in self._runs:
+            where = np.minimum(np.searchsorted(run, ordered), len(run) - 1)
+            hit |= run[where] == ordered
         found = np.zeros(len(ids), dtype=bool)
-        if len(self._hashes):
-            where = np.minimum(np.searchsorted(self._hashes, hashes), len(self._hashes) - 1)
-            found[present] = self._hashes[where] == hashes
-        new = np.unique(hashes[~found[present]])
-        self._hashes = np.insert(self._hashes, np.searchsorted(self._hashes, new), new)
+        found[np.flatnonzero(present)[order]] = hit
+        new = ordered[~hit]
+        new = new[np.r_[True, new[1:] != new[:-1]]] if len(new) else new  # unique, sorted
+        if len(new):
+            self._runs.append(new)
+        while len(self._runs) > 1 and len(self._runs[-2]) <= len(self._runs[-1]) < self.MERGE_UP_TO:
+            last = self._runs.pop()  # disjoint sorted runs: a stable (radix) sort merges them
+            self._runs[-1] = np.sort(np.concatenate([self._runs[-1], last]), kind="stable")
         return found
 
 

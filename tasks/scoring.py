@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from ecgmon.db import create_db_engine
 from ecgmon.locking import retry_transient, source_lock
+from ecgmon.memory import release_freed_buffers
 from ecgmon.persistence import BatchWrite, commit_batch, read_watermarks
 from ecgmon.records import RawBatch
 from ecgmon.settings import Settings
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: Batches each pipeline queue holds (read-ahead, and scored-but-uncommitted).
 PIPELINE_DEPTH = 2
+#: Batch transactions written at the same time, per database (default 1: SQLite has one writer).
+PARALLEL_WRITERS = {"postgresql": 2}
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ def score_batches(
     so memory is bounded by the batch size. If reading or scoring fails, batches already scored
     are still committed before the error is raised; if a commit fails, nothing after it is.
     """
+    release_freed_buffers()  # memory bounded by the batch size over long runs (ecgmon.memory)
     engine = create_db_engine(settings.database_url_plain)
     counts = ScoreCounts()
     seen = SeenIds()  # ids of earlier batches: a repeat is rejected, not overwritten
@@ -138,31 +142,49 @@ class StageTimes(dict):
 
 
 class _Committer:
-    """A writer thread committing ``BatchWrite``s in order; its first error stops the run."""
+    """Writer threads committing ``BatchWrite``s, each in its own transaction and connection.
+
+    On PostgreSQL ``PARALLEL_WRITERS`` batches are written at the same time (the server inserts
+    one batch while the next is formatted and sent); every batch waits for its predecessor to
+    commit before it moves the watermark, so commits stay in batch order and the first error
+    stops the run: nothing after a failed batch is committed.
+    """
 
     def __init__(self, engine: Engine, counts: ScoreCounts, busy: StageTimes) -> None:
         self.engine, self.counts, self.busy = engine, counts, busy
-        self.queue: queue.Queue[BatchWrite | None] = queue.Queue(PIPELINE_DEPTH)
+        self.queue: queue.Queue[tuple[int, BatchWrite] | None] = queue.Queue(PIPELINE_DEPTH)
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="ecgmon-commit", daemon=True)
+        self.sent = 0  # batches queued so far
+        self.turn = 0  # the batch whose commit is next in order
+        self.order = threading.Condition()
+        n = PARALLEL_WRITERS.get(engine.dialect.name, 1)
+        self.threads = [
+            threading.Thread(target=self._run, name=f"ecgmon-commit-{i}", daemon=True)
+            for i in range(n)
+        ]
 
     def __enter__(self) -> _Committer:
-        self.thread.start()
+        for thread in self.threads:
+            thread.start()
         return self
 
     def put(self, write: BatchWrite) -> None:
-        """Queue a batch (blocks while the queue is full); raises the writer's error, if any."""
+        """Queue a batch (blocks while the queue is full); raises the writers' error, if any."""
+        item = (self.sent, write)
+        self.sent += 1
         while True:
             self._raise()
             try:
-                self.queue.put(write, timeout=0.2)
+                self.queue.put(item, timeout=0.2)
                 return
             except queue.Full:
                 continue
 
     def __exit__(self, *exc: object) -> None:
-        self.queue.put(None)  # the writer drains what is queued, then stops
-        self.thread.join()
+        for _ in self.threads:  # the writers drain what is queued, then stop
+            self.queue.put(None)
+        for thread in self.threads:
+            thread.join()
         if exc[0] is None:
             self._raise()
 
@@ -171,17 +193,41 @@ class _Committer:
             raise self.error
 
     def _run(self) -> None:
-        while (write := self.queue.get()) is not None:
-            if self.error is not None:
-                continue  # after a failed commit nothing later is committed
+        while (item := self.queue.get()) is not None:
+            number, write = item
             started = time.perf_counter()
             try:
-                retry_transient(lambda write=write: commit_batch(self.engine, write), what="commit")
+                if self.error is None:  # after a failed commit nothing later is committed
+                    retry_transient(
+                        lambda write=write, number=number: commit_batch(
+                            self.engine, write, lambda: self._wait_turn(number)
+                        ),
+                        what="commit",
+                    )
+                    self.busy.add("commit", started)  # in turn: one writer at a time here
+                    _count(self.counts, write)
             except BaseException as err:  # noqa: BLE001  (re-raised in the scoring thread)
-                self.error = err
-                continue
-            self.busy.add("commit", started)
-            _count(self.counts, write)
+                with self.order:
+                    self.error = self.error or err
+            finally:
+                self._done(number)
+
+    def _wait_turn(self, number: int) -> None:
+        """Block until every earlier batch is done; raise if one of them failed."""
+        with self.order:
+            self.order.wait_for(lambda: self.turn == number)
+            if self.error is not None:
+                raise _EarlierBatchError(f"batch {number} not committed: an earlier batch failed")
+
+    def _done(self, number: int) -> None:
+        with self.order:
+            self.order.wait_for(lambda: self.turn == number)
+            self.turn += 1
+            self.order.notify_all()
+
+
+class _EarlierBatchError(RuntimeError):
+    """A batch rolled back because an earlier batch of the run could not be committed."""
 
 
 def _count(counts: ScoreCounts, write: BatchWrite) -> None:
@@ -237,6 +283,7 @@ def score_new_records(
     as_of: datetime | None = None,
 ) -> ScoreCounts:
     """Read what is new in a source (past its watermarks, up to ``as_of``), score, commit."""
+    release_freed_buffers()  # before the model loads: see ecgmon.memory
     engine = create_db_engine(settings.database_url_plain)
     judge = load_judge(settings, ref)
     length = judge.detector.input_length  # recordings are cut into beats of this length
