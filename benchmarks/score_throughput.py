@@ -67,12 +67,14 @@ def generate(folder: Path, rows: int, seed: int = 0) -> np.ndarray:
 
 
 def _schema() -> pa.Schema:
-    return pa.schema([
-        ("record_id", pa.string()),
-        ("recorded_at", pa.timestamp("ns", tz="UTC")),
-        ("patient_id", pa.string()),
-        ("signal", pa.list_(pa.float32())),
-    ])
+    return pa.schema(
+        [
+            ("record_id", pa.string()),
+            ("recorded_at", pa.timestamp("ns", tz="UTC")),
+            ("patient_id", pa.string()),
+            ("signal", pa.list_(pa.float32())),
+        ]
+    )
 
 
 def _chunk(base: np.ndarray, first: int, n: int, start, rng) -> pa.Table:  # noqa: ANN001
@@ -189,12 +191,14 @@ def limit(url: str, folder: Path, detector) -> dict[str, float]:  # noqa: ANN001
     for file in sorted(folder.rglob("*.parquet")):
         t = pq.read_table(file)
         signal = t.column("signal").combine_chunks()
-        parts.append({
-            "record_id": t.column("record_id").to_numpy(),
-            "recorded_at": t.column("recorded_at").to_numpy(),
-            "patient_id": t.column("patient_id").to_numpy(),
-            "signals": signal.flatten().to_numpy().reshape(len(signal), LENGTH),
-        })
+        parts.append(
+            {
+                "record_id": t.column("record_id").to_numpy(),
+                "recorded_at": t.column("recorded_at").to_numpy(),
+                "patient_id": t.column("patient_id").to_numpy(),
+                "signals": signal.flatten().to_numpy().reshape(len(signal), LENGTH),
+            }
+        )
     t_read = time.perf_counter() - started
     detector.losses(parts[0]["signals"][:1000])  # trace the compiled function once
     started = time.perf_counter()

@@ -145,7 +145,8 @@ def _signals(batch: pa.RecordBatch, columns: list[str]) -> np.ndarray | list:
                 [batch.column(c).to_numpy(zero_copy_only=False).astype(np.float32) for c in columns]
             )
         except (TypeError, ValueError, pa.ArrowException):
-            return [list(row) for row in zip(*(batch.column(c).to_pylist() for c in columns))]
+            values = [batch.column(c).to_pylist() for c in columns]
+            return [list(row) for row in zip(*values, strict=True)]
     column = batch.column("signal")
     kind = column.type
     is_list = (

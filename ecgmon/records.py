@@ -55,7 +55,7 @@ class RawBatch:
 
 @dataclass
 class ValidBeats:
-    """Beats that passed validation: ids (n,), UTC times (n,), patients (n,), signals (n, length)."""
+    """Beats that passed validation: ids, UTC times, patients (n,) and signals (n, length)."""
 
     record_id: np.ndarray
     recorded_at: pd.DatetimeIndex

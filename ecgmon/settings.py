@@ -64,6 +64,6 @@ class Settings(BaseSettings):
 
 
 def get_settings(**overrides: object) -> Settings:
-    """Settings from the environment, with explicit overrides (flow parameters, CLI flags) on top."""
+    """Settings from the environment, with overrides (flow parameters, CLI flags) on top."""
     clean = {key: value for key, value in overrides.items() if value is not None}
     return Settings(**clean)
