@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import sqlalchemy as sa
@@ -14,6 +12,7 @@ from ecgmon.errors import EcgmonError
 from ecgmon.sources import open_source
 from ecgmon.wfdb_source import WfdbSource
 from tests.shared_data import missing_reason, shared_dataset
+from tests.wfdb_records import write_record
 
 pytestmark = pytest.mark.flow
 FS = 360.0
@@ -24,23 +23,6 @@ def spike_train(peaks: list[int], n: int) -> np.ndarray:
     """Narrow Gaussian 'QRS' spikes (1 mV, sd 3 samples) at ``peaks`` on a flat line, (n,)."""
     t = np.arange(n)
     return sum(np.exp(-0.5 * ((t - p) / 3.0) ** 2) for p in peaks).astype(np.float64)
-
-
-def write_record(folder: Path, name: str, signal: np.ndarray) -> None:
-    import wfdb
-
-    folder.mkdir(parents=True, exist_ok=True)
-    wfdb.wrsamp(
-        name,
-        fs=FS,
-        units=["mV"],
-        sig_name=["MLII"],
-        p_signal=signal[:, None],
-        fmt=["212"],
-        adc_gain=[200.0],
-        baseline=[0],
-        write_dir=str(folder),
-    )
 
 
 def expected_peaks(n_samples: int) -> list[int]:

@@ -10,6 +10,7 @@ import pytest
 
 from ecgmon import recordings as rec
 from ecgmon.errors import DataFormatError
+from tests.wfdb_records import write_record
 
 FS = 360.0
 
@@ -90,22 +91,6 @@ def test_bad_annotation_line_names_file_and_line(tmp_path: Path) -> None:
     path.write_text("Time Sample # Type\n0:00.1 12 N\n0:00.2 oops N\n")
     with pytest.raises(DataFormatError, match="bad.txt line 3"):
         rec.read_annotations(path)
-
-
-def write_record(folder: Path, name: str, signal: np.ndarray) -> None:
-    import wfdb
-
-    wfdb.wrsamp(
-        name,
-        fs=FS,
-        units=["mV"],
-        sig_name=["MLII"],
-        p_signal=signal[:, None],
-        fmt=["212"],
-        adc_gain=[200.0],
-        baseline=[0],
-        write_dir=str(folder),
-    )
 
 
 def test_grown_recording_yields_only_its_new_beats(tmp_path: Path) -> None:
