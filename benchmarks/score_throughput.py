@@ -124,19 +124,36 @@ def child_main(args: argparse.Namespace) -> None:
     from ecgmon.settings import get_settings
     from tasks import scoring  # noqa: F401  (imports Prefect before timing)
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s", force=True
+    )
     overrides = {"batch_size": args.batch_size} if args.batch_size else {}
     settings = get_settings(**overrides)
+    import psutil
+
+    machine, process = psutil.cpu_times(), psutil.Process().cpu_times()
     started = time.perf_counter()
     counts = _score_run(settings, args.child, "bench-run-1")
     seconds = time.perf_counter() - started
+    machine_after, process_after = psutil.cpu_times(), psutil.Process().cpu_times()
+    busy = _busy(machine_after) - _busy(machine)
+    cpu = {
+        "machine_busy_fraction": busy / (seconds * (os.cpu_count() or 1)),
+        "process_cpu_seconds": sum(process_after[:2]) - sum(process[:2]),
+        "other_cpu_seconds": busy - (sum(process_after[:2]) - sum(process[:2])),
+    }
     started = time.perf_counter()
     noop = _score_run(settings, args.child, "bench-run-2")
     noop_seconds = time.perf_counter() - started
     assert noop["n_read"] == 0, noop
-    out = {"seconds": seconds, "noop_seconds": noop_seconds, **counts}
+    out = {"seconds": seconds, "noop_seconds": noop_seconds, "cpu": cpu, **counts}
     out["batch_size"] = settings.batch_size
     print(json.dumps(out))
+
+
+def _busy(times) -> float:  # noqa: ANN001
+    """CPU seconds a psutil.cpu_times() total spent not idle (nor waiting for I/O)."""
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
 def _score_run(settings, source: str, run_id: str) -> dict:  # noqa: ANN001
@@ -289,6 +306,8 @@ def _summary(args: argparse.Namespace, pipe: dict, database: str) -> dict:
         "n_scored": pipe["n_scored"],
         "n_rejected": pipe["n_rejected"],
         "batch_size": pipe["batch_size"],
+        "pipeline_stage_seconds": pipe["stage_seconds"],
+        "pipeline_cpu": pipe["cpu"],
         "peak_rss_mb": pipe["peak_rss_mb"],
         "database": database.split(":", 1)[0],
         "database_url": database,

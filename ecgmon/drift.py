@@ -84,15 +84,43 @@ class DriftAccumulator:
 
     def add(self, losses: np.ndarray) -> None:
         """Count one chunk of observed losses (k,)."""
+        self.merge(self.count(losses))
+
+    def count(self, losses: np.ndarray) -> dict[str, int | float | list[int]]:
+        """The :meth:`state` of one chunk of losses (k,) alone; this accumulator is unchanged."""
         x = np.asarray(losses, dtype=np.float64)
         x = x[np.isfinite(x)]
-        self._bins += bin_counts(x, self.edges)
         m = len(self._support) + 1
         # cumulated, "right" indices count x < u[j] and "left" indices count x <= u[j]
-        self._below += np.bincount(np.searchsorted(self._support, x, "right"), minlength=m)
-        self._at += np.bincount(np.searchsorted(self._support, x, "left"), minlength=m)
-        self.n += x.size
-        self.total += float(x.sum())
+        return {
+            "n": int(x.size),
+            "total": float(x.sum()),
+            "bins": bin_counts(x, self.edges).tolist(),
+            "below": np.bincount(np.searchsorted(self._support, x, "right"), minlength=m).tolist(),
+            "at": np.bincount(np.searchsorted(self._support, x, "left"), minlength=m).tolist(),
+        }
+
+    def state(self) -> dict[str, int | float | list[int]]:
+        """The counts so far, as JSON-ready lists: :meth:`merge` adds them to another
+        accumulator over the same reference (how a run's batches add up in the database)."""
+        return {
+            "n": self.n,
+            "total": self.total,
+            "bins": self._bins.tolist(),
+            "below": self._below.tolist(),
+            "at": self._at.tolist(),
+        }
+
+    def merge(self, state: dict) -> None:
+        """Add the counts of :meth:`state` taken from an accumulator over the same reference."""
+        parts = {k: np.asarray(state[k], dtype=np.int64) for k in ("bins", "below", "at")}
+        if parts["bins"].shape != self._bins.shape or parts["at"].shape != self._at.shape:
+            raise ValueError("drift counts were taken against another reference")
+        self._bins += parts["bins"]
+        self._below += parts["below"]
+        self._at += parts["at"]
+        self.n += int(state["n"])
+        self.total += float(state["total"])
 
     def report(self) -> dict[str, float | int | list[float]]:
         """{psi, ks, n_observed, n_reference, observed_mean, reference_mean, bins, shares}."""
@@ -119,3 +147,18 @@ def drift_report(
     acc = DriftAccumulator(reference, bins)
     acc.add(observed)
     return acc.report()
+
+
+def add_states(first: dict | None, second: dict) -> dict:
+    """The sum of two :meth:`DriftAccumulator.state` dicts over the same reference (first may be
+    None: nothing counted yet); keys other than the counts are taken from ``second``."""
+    if first is None:
+        return dict(second)
+    out = dict(second)
+    for key in ("bins", "below", "at"):
+        if len(first[key]) != len(second[key]):
+            raise ValueError("drift counts were taken against another reference")
+        out[key] = (np.asarray(first[key], np.int64) + np.asarray(second[key], np.int64)).tolist()
+    out["n"] = int(first["n"]) + int(second["n"])
+    out["total"] = float(first["total"]) + float(second["total"])
+    return out

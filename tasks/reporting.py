@@ -72,25 +72,27 @@ def flagged_query(run_id: str) -> str:
     )
 
 
-def measure_drift(engine: Engine, run_id: str, model_version: int, chunk: int = 50_000) -> dict:
+def measure_drift(engine: Engine, run_id: str, model_version: int) -> dict:
     """PSI and KS of the run's scored losses against the model's normal reference losses.
 
-    Losses are streamed from ``scores`` in chunks of ``chunk`` rows, so memory stays bounded.
-    Returns the report of :meth:`ecgmon.drift.DriftAccumulator.report` with NaN as None.
+    The losses were counted batch by batch as they were committed (``pipeline_runs.drift_counts``),
+    so this reads two rows, whatever the size of the run. Returns the report of
+    :meth:`ecgmon.drift.DriftAccumulator.report` with NaN as None.
     """
-    versions, scores = table(engine, "model_versions"), table(engine, "scores")
+    versions, runs = table(engine, "model_versions"), table(engine, "pipeline_runs")
     with engine.connect() as conn:
         reference = conn.execute(
             sa.select(versions.c.normal_losses).where(versions.c.version == model_version)
         ).scalar_one()
-        acc = DriftAccumulator(np.asarray(_json(reference), dtype=np.float64))
-        result = conn.execution_options(yield_per=chunk).execute(
-            sa.select(scores.c.loss).where(
-                scores.c.run_id == run_id, scores.c.model_version == model_version
-            )
-        )
-        for part in result.partitions():
-            acc.add(np.fromiter((row[0] for row in part), dtype=np.float64, count=len(part)))
+        counts = conn.execute(
+            sa.select(runs.c.drift_counts).where(runs.c.run_id == run_id)
+        ).scalar_one_or_none()
+    acc = DriftAccumulator(np.asarray(_json(reference), dtype=np.float64))
+    counts = _json(counts)
+    if counts:
+        if counts.get("model_version") != model_version:
+            raise ValueError(f"run {run_id} was scored by model {counts.get('model_version')}")
+        acc.merge(counts)
     return {key: _finite_or_none(value) for key, value in acc.report().items()}
 
 

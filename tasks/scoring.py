@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Engine
 
 from ecgmon.db import create_db_engine
+from ecgmon.drift import DriftAccumulator
 from ecgmon.locking import retry_transient, source_lock
 from ecgmon.memory import release_freed_buffers
 from ecgmon.persistence import BatchWrite, commit_batch, read_watermarks
@@ -54,6 +55,8 @@ class ScoreCounts:
     n_rejected: int = 0
     n_flagged: int = 0
     batches: int = 0
+    #: seconds each stage was busy (stages overlap, so they do not add up to the wall time)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def resolve_judge(settings: Settings, model_version: int | None = None) -> JudgeRef:
@@ -91,6 +94,7 @@ def score_batches(
     counts = ScoreCounts()
     seen = SeenIds()  # ids of earlier batches: a repeat is rejected, not overwritten
     busy = StageTimes()
+    drift = DriftAccumulator(judge.detector.calibration_losses)  # counted per batch, see 0002
     with _Committer(engine, counts, busy) as committer:
         for raw in _prefetch(busy.timed("read", batches), PIPELINE_DEPTH):
             started = time.perf_counter()
@@ -111,9 +115,11 @@ def score_batches(
                     rejections + repeats,
                     raw.position,
                     n_read,
+                    drift=drift.count(scored.loss) if len(scored.beats) else None,
                 )
             )
     log.info("busy seconds per stage (stages overlap): %s", busy)
+    counts.stage_seconds.update(busy)
     return counts
 
 
@@ -285,14 +291,18 @@ def score_new_records(
     """Read what is new in a source (past its watermarks, up to ``as_of``), score, commit."""
     release_freed_buffers()  # before the model loads: see ecgmon.memory
     engine = create_db_engine(settings.database_url_plain)
+    started = time.perf_counter()
     judge = load_judge(settings, ref)
+    loaded = time.perf_counter() - started
     length = judge.detector.input_length  # recordings are cut into beats of this length
     source = bound_window(open_source(source_spec, table, length), as_of)
     with source_lock(engine, source.key):  # a concurrent run waits, then sees our watermark
         marks = read_watermarks(engine, source.key)
-        return score_batches(
+        counts = score_batches(
             settings, source, judge, run_id, source.new_batches(marks, settings.batch_size)
         )
+    counts.stage_seconds["load_model"] = loaded
+    return counts
 
 
 @task(name="resolve-judge", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)

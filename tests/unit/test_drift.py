@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -56,3 +57,16 @@ def test_empty_run_and_empty_reference() -> None:
     assert report["n_observed"] == 0 and math.isnan(report["psi"]) and math.isnan(report["ks"])
     with pytest.raises(ValueError, match="no losses"):
         DriftAccumulator(np.array([]))
+
+
+def test_states_of_batches_merge_into_the_one_shot_report() -> None:
+    rng = np.random.default_rng(5)
+    ref, obs = rng.gamma(2.0, 0.01, 800), rng.gamma(2.0, 0.015, 3000)
+    total = DriftAccumulator(ref)
+    for chunk in np.array_split(obs, 4):  # each batch counted alone, its state stored as JSON
+        batch = DriftAccumulator(ref)
+        batch.add(chunk)
+        total.merge(json.loads(json.dumps(batch.state())))
+    assert total.report() == drift_report(ref, obs)
+    with pytest.raises(ValueError, match="another reference"):
+        total.merge(DriftAccumulator(ref[:10]).state())

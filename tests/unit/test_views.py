@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
 from ecgmon.db import create_db_engine, view_files
+from ecgmon.drift import drift_report
 from ecgmon.persistence import finish_run, start_run
-from tasks.reporting import measure_drift
+from tasks.reporting import _json, measure_drift
 from tasks.scoring import resolve_judge, score_new_records
 from tests.conftest import write_day
 
@@ -35,6 +37,19 @@ def scored(ecgmon_env, champion, synthetic_set, tmp_path):
         drift=drift,
     )
     return engine, ref, drift
+
+
+def test_drift_counted_batch_by_batch_equals_the_stored_losses(scored) -> None:
+    engine, ref, drift = scored
+    losses = [r["loss"] for r in rows(engine, "select loss from scores where run_id = 'run-1'")]
+    normal = one(
+        engine, "select normal_losses from model_versions where version = :v", v=ref.model_version
+    )
+    expected = drift_report(np.asarray(_json(normal)), np.asarray(losses))
+    assert drift["n_observed"] == len(losses) == 120
+    assert drift["psi"] == pytest.approx(expected["psi"])
+    assert drift["ks"] == pytest.approx(expected["ks"])
+    assert one(engine, "select count(*) from scores where run_id = 'run-1'") == 120
 
 
 def rows(engine, sql: str, **params) -> list[dict]:
