@@ -26,6 +26,10 @@ class Settings(BaseSettings):
         default_factory=lambda: str(default_var_dir() / "models"),
         description="Folder or fsspec URL (s3://...) where model artifacts live.",
     )
+    artifact_dir: str = Field(
+        default_factory=lambda: str(default_var_dir() / "artifacts"),
+        description="Folder where runs save pictures (PNG) their Prefect artifacts show.",
+    )
     architecture: str | None = Field(
         default=None, description="Architecture trained when none is given (None: the best one)."
     )

@@ -1,4 +1,5 @@
-"""``ecgmon baseline``: a per-patient threshold from a baseline strip of the patient's recording."""
+"""``ecgmon baseline``: a patient's own model and thresholds from a baseline strip of the
+patient's recording (a time range, or a list of beats a clinician confirmed)."""
 
 from __future__ import annotations
 
@@ -37,39 +38,65 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from ecgmon.settings import get_settings
     from tasks.baseline import calibrate_patient
 
+    result = calibrate_patient(
+        get_settings(),
+        Path(args.source),
+        args.patient,
+        strip_of(args),
+        model_version=args.model_version,
+        trim=not args.confirmed,
+        patient_model=not args.threshold_only,
+    )
+    print(
+        f"patient {result.patient_id}: strip {result.strip}, {result.n_beats} beats"
+        + (f" ({result.n_unmatched} listed beats not detected)" if result.n_unmatched else "")
+    )
+    if result.patient_model_version is not None:
+        print(
+            f"  patient model version {result.patient_model_version} (shape + RR) from "
+            f"{result.patient_model_beats} beats: threshold {result.patient_threshold:.3f}, "
+            f"threshold version {result.patient_threshold_version}"
+        )
+    else:
+        print(f"  {result.note}")
+    print(
+        f"  autoencoder (model version {result.model_version}) threshold for this patient "
+        f"{result.threshold:.5f} (population {result.population_threshold:.5f}) from "
+        f"{result.n_kept} beats; threshold version {result.threshold_version}"
+    )
+    print(f"  scores of this patient will say baseline '{result.baseline}'")
+    if args.json:
+        print(json.dumps(result.as_dict(), sort_keys=True))
+    return 0
+
+
+def strip_of(args: argparse.Namespace):  # noqa: ANN201 - tasks.baseline.Strip, imported late
+    """The baseline strip the arguments name: --beats FILE, --start/--end, or --minutes."""
+    from tasks.baseline import Strip
+
+    ranged = args.start is not None or args.end is not None or args.minutes is not None
+    if args.beats is not None:
+        if ranged:
+            raise ConfigurationError("give --beats or a time range (--minutes, --start/--end)")
+        return Strip(beats_file=Path(args.beats))
     if (args.start is None) != (args.end is None):
         raise ConfigurationError("give both --start and --end, or neither")
     if args.start is not None and args.minutes is not None:
         raise ConfigurationError("give --minutes or --start/--end, not both")
     if args.start is None:
-        start, end = 0.0, 60.0 * (args.minutes if args.minutes is not None else DEFAULT_MINUTES)
-    else:
-        start, end = parse_moment(args.start), parse_moment(args.end)
-    result = calibrate_patient(
-        get_settings(),
-        Path(args.source),
-        args.patient,
-        start,
-        end,
-        model_version=args.model_version,
-        trim=not args.confirmed,
-    )
-    print(
-        f"patient {result.patient_id}: threshold {result.threshold:.5f} (population "
-        f"{result.population_threshold:.5f}) from {result.n_kept} of {result.n_beats} beats in "
-        f"{result.start_s:g}..{result.end_s:g} s; threshold version {result.threshold_version} "
-        f"of model version {result.model_version}, scores say baseline '{result.baseline}'"
-    )
-    if args.json:
-        print(json.dumps(result.as_dict(), sort_keys=True))
-    return 0
+        return Strip(0.0, 60.0 * (args.minutes if args.minutes is not None else DEFAULT_MINUTES))
+    return Strip(parse_moment(args.start), parse_moment(args.end))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``baseline`` sub-command."""
     cmd = sub.add_parser(
         "baseline",
-        help="store a per-patient threshold from a baseline strip of a WFDB record",
+        help="fit a patient's own model and thresholds from a baseline strip of a WFDB record",
+        description="The strip is the first --minutes (default 10), a --start/--end range "
+        "(outlier beats trimmed unless --confirmed), or --beats FILE: beats a clinician "
+        "confirmed, one R-peak sample index (or record id RECORD:LEAD:SAMPLE) per line, matched "
+        "to the detected beats within 150 ms and used whole.",
     )
     cmd.add_argument("--source", required=True, type=Path, help="WFDB folder (*.hea + *.dat)")
     cmd.add_argument("--patient", required=True, help="patient id = record name (e.g. 100)")
@@ -78,11 +105,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     cmd.add_argument("--start", help="strip start: offset (5min, 300) or ISO date-time")
     cmd.add_argument("--end", help="strip end: offset (15min, 900) or ISO date-time")
-    cmd.add_argument("--model-version", type=int, help="default: the champion")
+    cmd.add_argument(
+        "--beats",
+        type=Path,
+        help="text/CSV file of confirmed baseline beats: one R-peak sample index per line",
+    )
+    cmd.add_argument("--model-version", type=int, help="population model (default: the champion)")
     cmd.add_argument(
         "--confirmed",
         action="store_true",
         help="a clinician confirmed the strip as normal rhythm: do not trim outlier beats",
+    )
+    cmd.add_argument(
+        "--threshold-only",
+        action="store_true",
+        help="no patient model: only recalibrate the autoencoder's threshold for this patient",
     )
     cmd.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
     cmd.set_defaults(func=cmd_baseline)

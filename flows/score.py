@@ -10,6 +10,7 @@ from prefect import flow
 from ecgmon.db import create_db_engine, redact_url
 from ecgmon.settings import get_settings
 from tasks.alerts import alert_run_task
+from tasks.flagged_beats import publish_flagged_beats_task, wants_pictures
 from tasks.reporting import measure_drift_task, publish_run_summary, top_flagged
 from tasks.runs import finish_run_task, recorded_run
 from tasks.scoring import resolve_judge_task, score_new_records_task
@@ -24,7 +25,9 @@ def score_flow(
     as_of: datetime | None = None,
 ) -> dict:
     """Score every new record of ``source`` (Parquet file/folder, or a database URL or
-    ``env:VAR`` with ``table``) with the champion model; then drift, alert and summary."""
+    ``env:VAR`` with ``table``, or a WFDB folder) with the champion model (and each patient's
+    own model); then drift, alert, summary, and for a WFDB folder the top flagged beats in
+    context."""
     settings = get_settings(batch_size=batch_size)
     as_of = window_end(as_of)
     shown = safe_source(source)  # a database URL may hold a password: never stored or logged
@@ -45,6 +48,8 @@ def score_flow(
     alert = alert_run_task(settings, run_id)  # after the commit; never raises
     row = row | {"alert_state": alert["state"], "alert_detail": alert["detail"]}
     publish_run_summary(row, top_flagged(create_db_engine(settings.database_url_plain), run_id))
+    if wants_pictures(source, counts["n_flagged"]):
+        publish_flagged_beats_task(settings, run_id, source)  # never raises
     return {
         "run_id": run_id,
         **counts,

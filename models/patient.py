@@ -19,7 +19,7 @@ loss, of prematurity (short RR before) and half that of a long RR after (compens
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +68,8 @@ class PatientBaseline:
 
     ``shape_stats`` / ``rr_stats``: (centre, scale) of the baseline's shape loss and of its RR
     before/after (rr centre and scale are (2,) arrays). ``source`` says which strip it came from.
+    ``baseline_scores`` (m,) are the cross-fitted combined scores of the baseline beats the
+    threshold came from (empty when unknown).
     """
 
     patient_id: str
@@ -77,6 +79,9 @@ class PatientBaseline:
     shape_stats: tuple[float, float]
     rr_stats: tuple[np.ndarray, np.ndarray]
     threshold: Threshold
+    baseline_scores: np.ndarray = field(
+        default_factory=lambda: np.empty(0), repr=False, compare=False
+    )
 
     def score(self, beats: np.ndarray, rr: np.ndarray) -> np.ndarray:
         """Combined anomaly score (n,) of beats (n, length) with RR context rr (n, 2)."""
@@ -106,6 +111,7 @@ class PatientBaseline:
             basis=self.shape.basis,
             rr_centre=self.rr_stats[0],
             rr_scale=self.rr_stats[1],
+            baseline_scores=self.baseline_scores,
         )
         meta = folder / "baseline.json"
         meta.write_text(json.dumps(self.summary() | {"shape_stats": list(self.shape_stats)}))
@@ -118,6 +124,7 @@ class PatientBaseline:
         with np.load(folder / "baseline.npz") as arrays:
             shape = ShapeModel(arrays["mean"], arrays["basis"])
             rr_stats = (arrays["rr_centre"], arrays["rr_scale"])
+            scores = arrays["baseline_scores"] if "baseline_scores" in arrays else np.empty(0)
         return cls(
             meta["patient_id"],
             meta["source"],
@@ -126,6 +133,7 @@ class PatientBaseline:
             tuple(meta["shape_stats"]),
             rr_stats,
             Threshold(**meta["threshold"]),
+            scores,
         )
 
 
@@ -211,6 +219,7 @@ def fit_patient_baseline(
         shape_stats=robust_stats(losses),
         rr_stats=_rr_stats(rr),
         threshold=threshold,
+        baseline_scores=scores,
     )
 
 

@@ -20,16 +20,18 @@ def plot_beat_in_context(
     recording: rec.Recording,
     sample: int,
     beat: np.ndarray,
-    reconstruction: np.ndarray,
+    reconstruction: np.ndarray | None,
     path: Path,
     *,
     marks: dict[int, str] | None = None,
     title: str = "",
     seconds: float = 4.0,
+    reconstruction_label: str = "reconstruction from the patient's baseline",
 ) -> Path:
     """Draw ``seconds`` of raw strip centred on R peak ``sample`` with the beat window shaded and
     ``marks`` (sample -> annotation symbol) over the R peaks, and below it the model input ``beat``
-    (length,) with its ``reconstruction`` (length,). Writes a PNG at ``path``; returns it."""
+    (length,) with its ``reconstruction`` (length,; None: not drawn). Writes a PNG at ``path``;
+    returns it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,7 +52,8 @@ def plot_beat_in_context(
     strip.set(xlabel="seconds from the R peak", ylabel=f"{recording.lead} (mV)", title=title)
     strip.legend(loc="lower right", fontsize=8)
     shape.plot(beat, label="beat (model input)", color="black")
-    shape.plot(reconstruction, label="reconstruction from the patient's baseline", color="tab:red")
+    if reconstruction is not None:
+        shape.plot(reconstruction, label=reconstruction_label, color="tab:red")
     shape.set(xlabel="sample (resampled)", ylabel="z-normalised")
     shape.legend(fontsize=8)
     fig.tight_layout()
@@ -58,6 +61,14 @@ def plot_beat_in_context(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def cut_beat(recording: rec.Recording, sample: int, length: int) -> np.ndarray:
+    """The beat at R peak ``sample`` as the score path cuts it: cleaned, resampled to ``length``
+    and z-normalised, (length,) float32."""
+    cleaned = rec.clean_signal(recording.signal, recording.fs)
+    peaks = np.array([sample], dtype=np.int64)
+    return rec.normalise_beats(rec.cut_beats(cleaned, peaks, recording.fs, length))[0]
 
 
 def write_flagged_beats(scored: ScoredRecord, folder: Path, n: int = 2) -> list[Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -9,7 +10,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ecgmon.clock import utcnow
 from ecgmon.db import table
-from ecgmon.errors import ModelNotFoundError, NoChampionError
+from ecgmon.errors import ConfigurationError, ModelNotFoundError, NoChampionError
 from models.detector import AutoencoderDetector
 from models.store import artifact_uri, load_artifacts, save_artifacts
 from models.thresholds import Threshold
@@ -39,31 +40,52 @@ def register_model(
     parent_version: int | None = None,
 ) -> int:
     """Save the artifacts and add a ``candidate`` row; returns the new version number."""
+    row = _version_row(detector) | {
+        "metrics": metrics,
+        "patient_id": patient_id,
+        "parent_version": parent_version,
+    }
+    return register_version(
+        engine,
+        row,
+        lambda version: artifact_uri(store, version),
+        lambda uri: save_artifacts(detector, uri),
+    )
+
+
+def register_version(
+    engine: Engine,
+    row: dict,
+    uri_of: Callable[[int], str],
+    save: Callable[[str], str],
+    then: Callable[[Connection, int], None] | None = None,
+) -> int:
+    """Allocate the next version, ``save(uri)`` its artifacts (returns their sha256) and insert
+    ``row`` (every ``model_versions`` column but version, artifact_uri and artifact_sha256);
+    ``then(conn, version)`` runs in the same transaction. Returns the new version number."""
     versions = table(engine, "model_versions")
     for _attempt in range(5):
         with engine.begin() as conn:
             version = (conn.execute(sa.select(sa.func.max(versions.c.version))).scalar() or 0) + 1
-            uri = artifact_uri(store, version)
-            sha = save_artifacts(detector, uri)
+            uri = uri_of(version)
+            sha = save(uri)
             try:
                 conn.execute(
                     versions.insert().values(
-                        **_version_row(detector, version, uri, sha),
-                        metrics=metrics,
-                        patient_id=patient_id,
-                        parent_version=parent_version,
+                        **row, version=version, artifact_uri=uri, artifact_sha256=sha
                     )
                 )
             except sa.exc.IntegrityError:
                 continue
+            if then is not None:
+                then(conn, version)
             return version
     raise RuntimeError("could not allocate a model version after 5 attempts")
 
 
-def _version_row(detector: AutoencoderDetector, version: int, uri: str, sha: str) -> dict:
+def _version_row(detector: AutoencoderDetector) -> dict:
     losses = detector.calibration_losses
     return {
-        "version": version,
         "architecture": detector.architecture,
         "hyperparameters": detector.hyperparameters,
         "input_length": detector.input_length,
@@ -77,8 +99,6 @@ def _version_row(detector: AutoencoderDetector, version: int, uri: str, sha: str
         "epochs": detector.epochs,
         "seed": detector.seed,
         "training_seconds": detector.training_seconds,
-        "artifact_uri": uri,
-        "artifact_sha256": sha,
         "status": "candidate",
         "created_at": utcnow(),
     }
@@ -93,29 +113,41 @@ def add_threshold(
     patient_id: str | None = None,
 ) -> int:
     """Store a new threshold version and make it the active one of its model (and patient)."""
-    thresholds = table(engine, "thresholds")
     with engine.begin() as conn:
         _require_version(conn, model_version)
-        same_scope = (thresholds.c.model_version == model_version) & (
-            thresholds.c.patient_id.is_(None)
-            if patient_id is None
-            else thresholds.c.patient_id == patient_id
+        return insert_threshold(conn, model_version, threshold, origin, patient_id=patient_id)
+
+
+def insert_threshold(
+    conn: Connection,
+    model_version: int,
+    threshold: Threshold,
+    origin: str,
+    *,
+    patient_id: str | None = None,
+) -> int:
+    """``add_threshold`` inside the caller's transaction; returns the threshold version."""
+    thresholds = table(conn.engine, "thresholds")
+    same_scope = (thresholds.c.model_version == model_version) & (
+        thresholds.c.patient_id.is_(None)
+        if patient_id is None
+        else thresholds.c.patient_id == patient_id
+    )
+    conn.execute(thresholds.update().where(same_scope).values(active=False))
+    result = conn.execute(
+        thresholds.insert().values(
+            model_version=model_version,
+            patient_id=patient_id,
+            method=threshold.method,
+            params=threshold.params,
+            value=threshold.value,
+            loss_stats=threshold.loss_stats,
+            origin=origin,
+            active=True,
+            created_at=utcnow(),
         )
-        conn.execute(thresholds.update().where(same_scope).values(active=False))
-        result = conn.execute(
-            thresholds.insert().values(
-                model_version=model_version,
-                patient_id=patient_id,
-                method=threshold.method,
-                params=threshold.params,
-                value=threshold.value,
-                loss_stats=threshold.loss_stats,
-                origin=origin,
-                active=True,
-                created_at=utcnow(),
-            )
-        )
-        return int(result.inserted_primary_key[0])
+    )
+    return int(result.inserted_primary_key[0])
 
 
 def promote(engine: Engine, version: int) -> None:
@@ -123,7 +155,12 @@ def promote(engine: Engine, version: int) -> None:
     versions = table(engine, "model_versions")
     now = utcnow()
     with engine.begin() as conn:
-        _require_version(conn, version)
+        row = _require_version(conn, version)
+        if row["patient_id"] is not None:
+            raise ConfigurationError(
+                f"model version {version} is patient {row['patient_id']}'s own model; it judges "
+                "that patient's beats and cannot be the population champion"
+            )
         conn.execute(
             versions.update()
             .where((versions.c.status == "champion") & (versions.c.version != version))

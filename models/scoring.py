@@ -1,4 +1,10 @@
-"""Scoring valid beats against a model version and its active threshold (pure compute)."""
+"""Scoring valid beats against a model version and its active threshold (pure compute).
+
+Three judges, from the most specific: a patient's own model (``PatientModel``: shape subspace +
+RR context, its own threshold) for beats of that patient that carry RR context from the lead it
+was fitted on; else the population autoencoder with the patient's own threshold; else the
+population autoencoder with the population threshold. ``ScoredBeats.baseline`` names the judge.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +16,20 @@ import pandas as pd
 
 from ecgmon.records import ScoredBeats, ValidBeats
 from models.detector import AutoencoderDetector
+from models.patient_registry import PatientModel
 from models.patient_thresholds import patient_baseline_name
+
+RR_COLUMNS = ("rr_before", "rr_after")
+"""``ValidBeats.extra`` columns a patient model needs (WFDB sources carry them)."""
 
 
 @dataclass(frozen=True)
 class Judge:
     """What judges a beat: a model version's detector and one threshold version.
 
-    ``patients`` maps a patient id to its own active threshold (threshold_version, value); that
-    patient's beats are judged by it instead of the population threshold.
+    ``patients`` maps a patient id to its own active threshold of this model (threshold_version,
+    value); ``patient_models`` maps a patient id to its own active model. The most specific one
+    judges that patient's beats (see the module docstring).
     """
 
     model_version: int
@@ -27,21 +38,38 @@ class Judge:
     threshold: float
     baseline: str = "population"
     patients: Mapping[str, tuple[int, float]] = field(default_factory=dict)
+    patient_models: Mapping[str, PatientModel] = field(default_factory=dict)
 
 
 def score_beats(judge: Judge, beats: ValidBeats) -> ScoredBeats:
-    """Per-beat loss (n,) and flag (loss > threshold) for valid beats (n, input_length)."""
+    """Per-beat loss (n,) and flag (loss > threshold) for valid beats (n, input_length).
+
+    ``loss`` is the autoencoder's loss, or a patient model's combined score for the beats it
+    judged; ``threshold``, ``threshold_version`` and ``baseline`` (n,) say what judged each beat.
+    """
     n = len(beats)
-    loss = judge.detector.losses(beats.signals) if n else np.empty(0)
+    own = patient_model_masks(judge, beats)
+    by_autoencoder = ~np.logical_or.reduce([*own.values(), np.zeros(n, dtype=bool)])
+    loss = np.zeros(n, dtype=np.float64)
+    if by_autoencoder.any():
+        loss[by_autoencoder] = judge.detector.losses(beats.signals[by_autoencoder])
     threshold = np.full(n, judge.threshold, dtype=np.float64)
     version = np.full(n, judge.threshold_version, dtype=np.int64)
     baseline = np.full(n, judge.baseline, dtype=object)
     if judge.patients and n:
         for patient in pd.unique(beats.patient_id):
             if patient in judge.patients:
-                mine = beats.patient_id == patient
+                mine = (beats.patient_id == patient) & by_autoencoder
                 version[mine], threshold[mine] = judge.patients[patient]
                 baseline[mine] = patient_baseline_name(patient, judge.patients[patient][0])
+    for patient, mine in own.items():
+        model = judge.patient_models[patient]
+        loss[mine] = model.baseline.score(beats.signals[mine], rr_context(beats)[mine])
+        version[mine], threshold[mine], baseline[mine] = (
+            model.threshold_version,
+            model.threshold,
+            model.name,
+        )
     return ScoredBeats(
         beats=beats,
         loss=loss,
@@ -50,3 +78,36 @@ def score_beats(judge: Judge, beats: ValidBeats) -> ScoredBeats:
         threshold_version=version,
         baseline=baseline,
     )
+
+
+def patient_model_masks(judge: Judge, beats: ValidBeats) -> dict[str, np.ndarray]:
+    """{patient_id: boolean mask (n,)} of the beats each patient model judges: the patient's
+    beats with RR context, from the lead the model was fitted on (any lead when unrecorded)."""
+    if not judge.patient_models or not len(beats) or not all(c in beats.extra for c in RR_COLUMNS):
+        return {}
+    lead = beats.extra.get("lead")
+    masks = {}
+    for patient in pd.unique(beats.patient_id):
+        model = judge.patient_models.get(patient)
+        if model is None:
+            continue
+        mine = beats.patient_id == patient
+        if model.lead is not None and lead is not None:
+            mine &= lead == model.lead
+        if mine.any():
+            masks[patient] = mine
+    return masks
+
+
+def autoencoder_losses(judge: Judge, scored: ScoredBeats) -> np.ndarray:
+    """Losses (m,) of the beats the population autoencoder judged: the only ones on the scale of
+    the model's reference losses (drift); patient-model scores are left out."""
+    own = patient_model_masks(judge, scored.beats)
+    if not own:
+        return scored.loss
+    return scored.loss[~np.logical_or.reduce(list(own.values()))]
+
+
+def rr_context(beats: ValidBeats) -> np.ndarray:
+    """RR before/after each beat relative to the running median RR, (n, 2) float64."""
+    return np.column_stack([np.asarray(beats.extra[c], dtype=np.float64) for c in RR_COLUMNS])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import fsspec
@@ -19,13 +20,39 @@ def artifact_uri(store: str, version: int) -> str:
     return f"{store.rstrip('/')}/v{version:04d}"
 
 
-def artifact_sha256(files: dict[str, bytes]) -> str:
-    """One sha256 over the artifact files in a fixed order (weights, then metadata)."""
+def artifact_sha256(files: dict[str, bytes], names: Sequence[str] = ARTIFACT_FILES) -> str:
+    """One sha256 over the artifact files in a fixed order (by default weights, then metadata)."""
     digest = hashlib.sha256()
-    for name in ARTIFACT_FILES:
+    for name in names:
         digest.update(name.encode())
         digest.update(files[name])
     return digest.hexdigest()
+
+
+def write_files(files: dict[str, bytes], uri: str, names: Sequence[str]) -> str:
+    """Write artifact files ({name: bytes}) under ``uri``; returns their sha256 (see above)."""
+    fs, root = fsspec.core.url_to_fs(uri)
+    fs.makedirs(root, exist_ok=True)
+    for name, data in files.items():
+        with fs.open(f"{root}/{name}", "wb") as handle:
+            handle.write(data)
+    return artifact_sha256(files, names)
+
+
+def read_verified_files(uri: str, names: Sequence[str], expected_sha256: str) -> dict[str, bytes]:
+    """The artifact files ``names`` under ``uri``; refused unless their sha256 matches."""
+    fs, root = fsspec.core.url_to_fs(uri)
+    try:
+        files = {name: fs.cat_file(f"{root}/{name}") for name in names}
+    except FileNotFoundError as err:
+        raise ModelNotFoundError(f"model artifacts are missing at {uri}") from err
+    actual = artifact_sha256(files, names)
+    if actual != expected_sha256:
+        raise ArtifactIntegrityError(
+            f"model artifacts at {uri} have sha256 {actual[:12]}..., but the registry recorded "
+            f"{expected_sha256[:12]}...; refusing to load a changed model"
+        )
+    return files
 
 
 def save_artifacts(detector: AutoencoderDetector, uri: str) -> str:
@@ -33,27 +60,12 @@ def save_artifacts(detector: AutoencoderDetector, uri: str) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         detector.save(Path(tmp))
         files = {name: (Path(tmp) / name).read_bytes() for name in ARTIFACT_FILES}
-    fs, root = fsspec.core.url_to_fs(uri)
-    fs.makedirs(root, exist_ok=True)
-    for name, data in files.items():
-        with fs.open(f"{root}/{name}", "wb") as handle:
-            handle.write(data)
-    return artifact_sha256(files)
+    return write_files(files, uri, ARTIFACT_FILES)
 
 
 def load_artifacts(uri: str, expected_sha256: str) -> AutoencoderDetector:
     """Read a version's artifacts, refuse them unless their sha256 matches, load in safe mode."""
-    fs, root = fsspec.core.url_to_fs(uri)
-    try:
-        files = {name: fs.cat_file(f"{root}/{name}") for name in ARTIFACT_FILES}
-    except FileNotFoundError as err:
-        raise ModelNotFoundError(f"model artifacts are missing at {uri}") from err
-    actual = artifact_sha256(files)
-    if actual != expected_sha256:
-        raise ArtifactIntegrityError(
-            f"model artifacts at {uri} have sha256 {actual[:12]}..., but the registry recorded "
-            f"{expected_sha256[:12]}...; refusing to load a changed model"
-        )
+    files = read_verified_files(uri, ARTIFACT_FILES, expected_sha256)
     with tempfile.TemporaryDirectory() as tmp:
         for name, data in files.items():
             (Path(tmp) / name).write_bytes(data)

@@ -1,31 +1,65 @@
-"""Per-patient baseline thresholds from a strip of a patient's WFDB recording.
+"""Per-patient baselines from a strip of a patient's WFDB recording: a model and thresholds.
 
-The strip is a time range of the record (by default its first minutes): its beats are found and
-cut exactly as the score path does, scored by the model, and the model's population threshold
-rule is applied to those losses alone (models.patient_thresholds). The new threshold becomes the
-patient's active one; later score runs judge that patient's beats by it.
+The strip is a time range of the record (by default its first minutes) or a list of beats a
+clinician confirmed (R-peak sample indices, ecgmon.beat_lists). Its beats are found and cut
+exactly as the score path does. Two things are stored:
+
+- the patient's own model (models.patient: principal subspace of the beat shapes + RR context,
+  its threshold by cross-fitting), registered in the model registry linked to its patient and to
+  the population champion (models.patient_registry); it judges that patient's beats from then on;
+- the population autoencoder's threshold recalibrated on the strip's losses
+  (models.patient_thresholds), which judges the patient when no patient model applies (a strip
+  of fewer than 100 beats, or beats without RR context).
+
+A time range is trimmed of outliers unless ``trim=False`` (the strip was confirmed); a list of
+beats is used whole.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
+from ecgmon.beat_lists import match_listed_beats, read_beat_list
 from ecgmon.db import create_db_engine
 from ecgmon.errors import EcgmonError, SourceNotFoundError
-from ecgmon.recordings import read_recording, recording_beats
+from ecgmon.recordings import POST_S, PRE_S, Recording, read_recording, recording_beats
 from ecgmon.settings import Settings
+from models.detector import fingerprint
+from models.patient import (
+    MIN_BASELINE_BEATS,
+    POST_RR_WEIGHT,
+    RR_SCALE_FLOOR,
+    PatientBaseline,
+    fit_patient_baseline,
+)
+from models.patient_registry import patient_model_name, register_patient_model
 from models.patient_thresholds import patient_baseline_name, patient_threshold
 from models.registry import active_threshold, add_threshold, champion_version, load_detector
 
 log = logging.getLogger(__name__)
+PATIENT_MODEL_PARAMS = {"variance": 0.99, "k": 3.0, "trim_quantile": 0.9}
+"""Fitting parameters of a patient model (those evaluate-recordings measured)."""
+
+
+@dataclass(frozen=True)
+class Strip:
+    """The baseline strip: a time range [start, end) (seconds from the record's start or UTC
+    datetimes), or ``beats_file`` listing confirmed beats (ecgmon.beat_lists)."""
+
+    start: float | datetime = 0.0
+    end: float | datetime = 600.0
+    beats_file: Path | None = None
 
 
 @dataclass(frozen=True)
 class PatientBaselineResult:
-    """What ``calibrate_patient`` stored: the threshold and the strip it came from."""
+    """What ``calibrate_patient`` stored, and what judges the patient's beats from now on."""
 
     patient_id: str
     model_version: int
@@ -33,10 +67,17 @@ class PatientBaselineResult:
     threshold: float
     population_threshold: float
     baseline: str
+    strip: str
     start_s: float
     end_s: float
     n_beats: int
     n_kept: int
+    n_unmatched: int
+    patient_model_version: int | None
+    patient_threshold_version: int | None
+    patient_threshold: float | None
+    patient_model_beats: int | None
+    note: str
 
     def as_dict(self) -> dict:
         """Plain values for printing as JSON."""
@@ -47,48 +88,140 @@ def calibrate_patient(
     settings: Settings,
     folder: Path,
     patient_id: str,
-    start: float | datetime,
-    end: float | datetime,
+    strip: Strip,
     model_version: int | None = None,
     trim: bool = True,
+    patient_model: bool = True,
 ) -> PatientBaselineResult:
-    """Store a threshold for ``patient_id`` (a record of the WFDB ``folder``) from the beats whose
-    R peak lies in [``start``, ``end``): seconds from the record's start, or UTC datetimes.
-    ``trim=False`` when a clinician confirmed the strip (no outlier trimming)."""
+    """Fit and store ``patient_id``'s baseline (a record of the WFDB ``folder``) from ``strip``.
+
+    ``trim=False`` when a clinician confirmed a time range (a beat list is never trimmed);
+    ``patient_model=False`` stores only the autoencoder's per-patient threshold.
+    """
     engine = create_db_engine(settings.database_url_plain)
     version = model_version if model_version is not None else champion_version(engine)
     population = active_threshold(engine, version)
     detector = load_detector(engine, version)
-    header = Path(folder) / f"{patient_id}.hea"
-    if not header.is_file():
-        raise SourceNotFoundError(f"no record {patient_id} in {folder} (no {header.name})")
-    recording = read_recording(header)
-    start_s, end_s = _offset(start, recording.start), _offset(end, recording.start)
-    if not end_s > start_s >= 0:
-        raise EcgmonError(f"the baseline strip {start_s:g}..{end_s:g} s is empty or negative")
+    recording = _read(folder, patient_id)
     beats = recording_beats(recording, detector.input_length, growing=False)
-    seconds = beats.samples / recording.fs
-    strip = (seconds >= start_s) & (seconds < end_s)
-    losses = detector.losses(beats.signals[strip])
+    chosen, n_unmatched, label, (start_s, end_s) = _strip_beats(recording, beats.samples, strip)
+    trim = trim and strip.beats_file is None
+    signals, rr = beats.signals[chosen], beats.rr[chosen]
     try:
-        threshold = patient_threshold(losses, population.method, population.params, trim)
+        threshold = patient_threshold(
+            detector.losses(signals), population.method, population.params, trim
+        )
     except ValueError as err:
-        raise EcgmonError(f"patient {patient_id}, strip {start_s:g}..{end_s:g} s: {err}") from err
-    origin = f"patient baseline {recording.name}:{recording.lead} {start_s:g}..{end_s:g} s"
+        raise EcgmonError(f"patient {patient_id}, {label}: {err}") from err
+    origin = f"patient baseline {recording.name}:{recording.lead} {label}"
     threshold_version = add_threshold(engine, version, threshold, origin, patient_id=patient_id)
-    log.info("patient %s: threshold %.5f (version %d)", patient_id, threshold.value, version)
+    log.info("patient %s: AE threshold %.5f (model %d)", patient_id, threshold.value, version)
+    own, note = None, ""
+    if not patient_model:
+        note = "patient model not requested"
+    elif chosen.size < MIN_BASELINE_BEATS:
+        note = f"no patient model: {chosen.size} strip beats < {MIN_BASELINE_BEATS}"
+    else:
+        own = _fit_and_register(engine, settings, recording, version, signals, rr, trim, origin)
+    judge = (
+        patient_model_name(patient_id, own[0])
+        if own
+        else patient_baseline_name(patient_id, threshold_version)
+    )
     return PatientBaselineResult(
         patient_id,
         version,
         threshold_version,
         threshold.value,
         population.value,
-        patient_baseline_name(patient_id, threshold_version),
+        judge,
+        label,
         start_s,
         end_s,
-        int(strip.sum()),
+        int(chosen.size),
         int(threshold.loss_stats["n_kept"]),
+        n_unmatched,
+        *(own if own else (None, None, None, None)),
+        note,
     )
+
+
+def _fit_and_register(  # noqa: PLR0913
+    engine,  # noqa: ANN001
+    settings: Settings,
+    recording: Recording,
+    parent: int,
+    signals: np.ndarray,
+    rr: np.ndarray,
+    trim: bool,
+    origin: str,
+) -> tuple[int, int, float, int]:
+    """Fit the patient's model on the strip and register it; (version, threshold version,
+    threshold, beats it was fitted on)."""
+    started = time.perf_counter()
+    params = PATIENT_MODEL_PARAMS | {"seed": settings.seed}
+    baseline: PatientBaseline = fit_patient_baseline(
+        recording.name, signals, rr, source=origin, curated=not trim, **params
+    )
+    hyperparameters = params | {
+        "lead": recording.lead,
+        "curated": not trim,
+        "components": int(baseline.shape.basis.shape[0]),
+        "post_rr_weight": POST_RR_WEIGHT,
+        "rr_scale_floor": RR_SCALE_FLOOR,
+    }
+    preprocessing = {
+        "kind": "beat_znorm",
+        "window_s": [PRE_S, POST_S],
+        "fs": recording.fs,
+        "cleaning": "neurokit",
+    }
+    version, threshold_version = register_patient_model(
+        engine,
+        baseline,
+        settings.model_store,
+        parent_version=parent,
+        input_length=signals.shape[1],
+        hyperparameters=hyperparameters,
+        preprocessing=preprocessing,
+        train_fingerprint=fingerprint(signals),
+        origin=origin,
+        seconds=time.perf_counter() - started,
+    )
+    log.info(
+        "patient %s: model version %d, threshold %.3f",
+        recording.name,
+        version,
+        baseline.threshold.value,
+    )
+    return version, threshold_version, baseline.threshold.value, baseline.n_beats
+
+
+def _read(folder: Path, patient_id: str) -> Recording:
+    header = Path(folder) / f"{patient_id}.hea"
+    if not header.is_file():
+        raise SourceNotFoundError(f"no record {patient_id} in {folder} (no {header.name})")
+    return read_recording(header)
+
+
+def _strip_beats(
+    recording: Recording, samples: np.ndarray, strip: Strip
+) -> tuple[np.ndarray, int, str, tuple[float, float]]:
+    """Indices into the detected beats ``samples`` (n,) of the strip, how many listed beats
+    matched none, a label naming the strip, and its span in seconds from the record's start."""
+    fs = recording.fs
+    if strip.beats_file is not None:
+        listed = read_beat_list(strip.beats_file, recording.name, recording.lead)
+        where = f"beat list {strip.beats_file}"
+        chosen, unmatched = match_listed_beats(samples, listed, fs, where)
+        label = f"{chosen.size} listed beats ({Path(strip.beats_file).name})"
+        return chosen, unmatched, label, (samples[chosen[0]] / fs, samples[chosen[-1]] / fs)
+    start_s, end_s = _offset(strip.start, recording.start), _offset(strip.end, recording.start)
+    if not end_s > start_s >= 0:
+        raise EcgmonError(f"the baseline strip {start_s:g}..{end_s:g} s is empty or negative")
+    seconds = samples / fs
+    chosen = np.flatnonzero((seconds >= start_s) & (seconds < end_s))
+    return chosen, 0, f"{start_s:g}..{end_s:g} s", (start_s, end_s)
 
 
 def _offset(moment: float | datetime, record_start: datetime) -> float:

@@ -21,13 +21,14 @@ from ecgmon.drift import DriftAccumulator
 from ecgmon.locking import retry_transient, source_lock
 from ecgmon.memory import release_freed_buffers
 from ecgmon.persistence import BatchWrite, commit_batch, read_watermarks
-from ecgmon.records import RawBatch
+from ecgmon.records import RawBatch, ScoredBeats
 from ecgmon.settings import Settings
 from ecgmon.sources import Source, bound_window, open_source
 from ecgmon.validation import SeenIds, split_repeats, validate_batch
+from models.patient_registry import active_patient_models
 from models.patient_thresholds import active_patient_thresholds
 from models.registry import active_threshold, champion_version, load_detector
-from models.scoring import Judge, score_beats
+from models.scoring import Judge, autoencoder_losses, score_beats
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -68,13 +69,22 @@ def resolve_judge(settings: Settings, model_version: int | None = None) -> Judge
 
 
 def load_judge(settings: Settings, ref: JudgeRef) -> Judge:
-    """Load the detector of a reference (checking its artifact sha256) and the active
-    per-patient thresholds of its model version."""
+    """Load the detector of a reference (checking its artifact sha256), the active per-patient
+    thresholds of its model version and every patient's active model for its input length
+    (each artifact checked against its sha256 too)."""
     engine = create_db_engine(settings.database_url_plain)
     detector = load_detector(engine, ref.model_version)
     patients = active_patient_thresholds(engine, ref.model_version)
+    models = active_patient_models(engine, detector.input_length)
+    if models:
+        log.info("patient models: %s", ", ".join(m.name for m in models.values()))
     return Judge(
-        ref.model_version, detector, ref.threshold_version, ref.threshold, patients=patients
+        ref.model_version,
+        detector,
+        ref.threshold_version,
+        ref.threshold,
+        patients=patients,
+        patient_models=models,
     )
 
 
@@ -115,12 +125,18 @@ def score_batches(
                     rejections + repeats,
                     raw.position,
                     n_read,
-                    drift=drift.count(scored.loss) if len(scored.beats) else None,
+                    drift=_drift_counts(drift, judge, scored),
                 )
             )
     log.info("busy seconds per stage (stages overlap): %s", busy)
     counts.stage_seconds.update(busy)
     return counts
+
+
+def _drift_counts(drift: DriftAccumulator, judge: Judge, scored: ScoredBeats) -> dict | None:
+    """A batch's drift counts over the beats the population autoencoder judged (their losses are
+    on the scale of its reference losses; a patient model's scores are not); None when no beat."""
+    return drift.count(autoencoder_losses(judge, scored)) if len(scored.beats) else None
 
 
 class StageTimes(dict):

@@ -1,0 +1,218 @@
+"""A flagged beat in context, as a Prefect artifact, after a score run over a WFDB folder.
+
+For the run's top flagged beats (by score / threshold): a few seconds of the raw strip around the
+R peak with the annotation symbols when the folder has annotations, and the beat as the model saw
+it with the reconstruction of what judged it (the patient's own model, or the population
+autoencoder). Each picture is saved as a PNG under ``settings.artifact_dir/<run_id>/`` and
+embedded in the markdown artifact ``score-flagged-beats`` as a ``data:image/png`` URI: both
+Prefect UIs render such images inline (docs/recordings.md), so the team sees the beat without
+access to the worker's disk; the PNG path is listed for reports and archiving.
+
+Best effort: anything that fails here is logged, never raised (the scores are committed).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy as sa
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy.engine import Engine
+
+from ecgmon import recordings as rec
+from ecgmon.db import create_db_engine, table
+from ecgmon.settings import Settings
+from models.patient_registry import load_patient_artifacts
+from models.patient_report import cut_beat, plot_beat_in_context
+from models.registry import get_version, load_detector
+
+TOP_PICTURES = 3
+ARTIFACT_KEY = "score-flagged-beats"
+MATCH_TOLERANCE_S = 0.15
+
+
+@dataclass(frozen=True)
+class BeatPicture:
+    """One drawn beat: its anomalies row (``beat``), annotation symbol ("" when none) and PNG."""
+
+    beat: dict
+    annotation: str
+    path: Path
+
+
+def wants_pictures(source: str, n_flagged: int) -> bool:
+    """Pictures are drawn for runs that flagged beats of a WFDB folder."""
+    return n_flagged > 0 and rec.is_wfdb_folder(Path(source))
+
+
+def top_flagged(engine: Engine, run_id: str, limit: int = TOP_PICTURES) -> list[dict]:
+    """The run's ``limit`` flagged beats with the highest score / threshold."""
+    anomalies = table(engine, "anomalies")
+    query = (
+        sa.select(anomalies)
+        .where(anomalies.c.run_id == run_id)
+        .order_by(anomalies.c.score_ratio.desc(), anomalies.c.record_id)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def draw_flagged_beats(
+    engine: Engine, folder: Path, beats: list[dict], out_dir: Path
+) -> list[BeatPicture]:
+    """A PNG per flagged beat (``anomalies`` rows of beats from the WFDB ``folder``)."""
+    models: dict[str, object] = {}
+    pictures = []
+    for beat in beats:
+        record, lead, sample = _provenance(beat["record_id"])
+        recording = rec.read_recording(folder / f"{record}.hea", lead)
+        marks = annotation_marks(folder, record)
+        length = int(get_version(engine, beat["model_version"])["input_length"])
+        shape = cut_beat(recording, sample, length)
+        reconstruction, label = _reconstruction(engine, beat, shape, models)
+        symbol = _symbol_at(marks, sample, recording.fs)
+        title = (
+            f"{beat['record_id']} ({sample / recording.fs:.1f} s): score {beat['loss']:.3g} > "
+            f"threshold {beat['threshold']:.3g} ({beat['baseline']}); "
+            f"annotation {symbol or 'none'}"
+        )
+        path = plot_beat_in_context(
+            recording,
+            sample,
+            shape,
+            reconstruction,
+            out_dir / f"{record}_{lead}_{sample}.png",
+            marks=marks,
+            title=title,
+            reconstruction_label=label,
+        )
+        pictures.append(BeatPicture(beat, symbol, path))
+    return pictures
+
+
+def flagged_beats_markdown(run_id: str, folder: Path, pictures: list[BeatPicture]) -> str:
+    """The artifact: per beat a line of figures, the picture inline and its PNG path."""
+    lines = [
+        f"# Flagged beats in context: run `{run_id}`",
+        "",
+        f"Top {len(pictures)} flagged beats by score / threshold, WFDB folder `{folder}`. Strip: "
+        "4 s of the raw lead centred on the R peak (scored window shaded, annotation symbols "
+        "above the R peaks when the folder has annotations); below: the beat as the model saw "
+        "it and the reconstruction of what judged it.",
+    ]
+    for number, picture in enumerate(pictures, start=1):
+        beat, data = picture.beat, base64.b64encode(picture.path.read_bytes()).decode()
+        lines += [
+            "",
+            f"## {number}. `{beat['record_id']}` at {beat['recorded_at']}",
+            "",
+            "| patient | judged by | threshold version | score | threshold | ratio | annotation |",
+            "|---|---|---|---|---|---|---|",
+            f"| {beat['patient_id']} | {beat['baseline']} | {beat['threshold_version']} "
+            f"| {beat['loss']:.4g} | {beat['threshold']:.4g} | {beat['score_ratio']:.2f} "
+            f"| {picture.annotation or 'none'} |",
+            "",
+            f"![{beat['record_id']} in context](data:image/png;base64,{data})",
+            "",
+            f"PNG: `{picture.path}`",
+        ]
+    return "\n".join(lines)
+
+
+def publish_flagged_beats(settings: Settings, run_id: str, source: str) -> str | None:
+    """Draw the run's top flagged beats and publish the markdown artifact; returns the markdown,
+    None when there was nothing to draw or it failed (logged, never raised)."""
+    logger = _logger()
+    try:
+        engine = create_db_engine(settings.database_url_plain)
+        beats = top_flagged(engine, run_id)
+        if not beats:
+            return None
+        out_dir = Path(settings.artifact_dir).expanduser() / run_id
+        pictures = draw_flagged_beats(engine, Path(source), beats, out_dir)
+        markdown = flagged_beats_markdown(run_id, Path(source).resolve(), pictures)
+        create_markdown_artifact(
+            markdown, key=ARTIFACT_KEY, description="top flagged beats in context"
+        )
+    except Exception as err:  # noqa: BLE001 - the scores are committed; pictures are a courtesy
+        logger.error("flagged-beat pictures of run %s not published: %s", run_id, err)
+        return None
+    logger.info("flagged-beat pictures of run %s in %s", run_id, out_dir)
+    return markdown
+
+
+@task(name="picture-flagged-beats", cache_policy=NO_CACHE)
+def publish_flagged_beats_task(settings: Settings, run_id: str, source: str) -> str | None:
+    """Publish the run's top flagged beats in context (markdown artifact with pictures)."""
+    return publish_flagged_beats(settings, run_id, source)
+
+
+def annotation_marks(folder: Path, record: str) -> dict[int, str]:
+    """{sample: beat symbol} of a record's annotations, {} when the folder has none: a WFDB
+    ``<record>.atr``, or an rdann text dump ``<record>annotations.txt`` in the folder or in an
+    ``annotations`` folder beside it (the MIT-BIH layout of ../shared/data/mitbih)."""
+    if (folder / f"{record}.atr").is_file():
+        import wfdb
+
+        notes = wfdb.rdann(str(folder / record), "atr")
+        samples, symbols = np.asarray(notes.sample), np.asarray(notes.symbol)
+    else:
+        names = (f"{record}annotations.txt", f"../annotations/{record}annotations.txt")
+        found = [folder / name for name in names if (folder / name).is_file()]
+        if not found:
+            return {}
+        beats = rec.read_annotations(found[0]).beats()
+        samples, symbols = beats.samples, beats.symbols
+    keep = np.isin(symbols, list(rec.BEAT_SYMBOLS))
+    return {int(s): str(y) for s, y in zip(samples[keep], symbols[keep], strict=True)}
+
+
+def _symbol_at(marks: dict[int, str], sample: int, fs: float) -> str:
+    """The annotation symbol of the annotated beat nearest ``sample`` within 150 ms, else ""."""
+    near = [s for s in marks if abs(s - sample) <= MATCH_TOLERANCE_S * fs]
+    return marks[min(near, key=lambda s: abs(s - sample))] if near else ""
+
+
+def _provenance(record_id: str) -> tuple[str, str, int]:
+    """``"223:MLII:10452"`` -> ("223", "MLII", 10452)."""
+    record, lead, sample = record_id.rsplit(":", 2)
+    return record, lead, int(sample)
+
+
+def _reconstruction(
+    engine: Engine, beat: dict, shape: np.ndarray, cache: dict[str, object]
+) -> tuple[np.ndarray | None, str]:
+    """The reconstruction (length,) of ``shape`` by what judged the beat, and its label."""
+    judge = str(beat["baseline"])
+    if judge.startswith("patient:") and ":v" in judge:
+        version = int(judge.rsplit(":v", 1)[1])
+        if judge not in cache:
+            row = get_version(engine, version)
+            cache[judge] = load_patient_artifacts(row["artifact_uri"], row["artifact_sha256"])
+        model = cache[judge]
+        return model.shape.reconstruct(shape[None])[0], f"reconstruction: patient model v{version}"
+    key = f"ae:{beat['model_version']}"
+    if key not in cache:
+        cache[key] = load_detector(engine, int(beat["model_version"]))
+    detector = cache[key]
+    scaled = np.asarray(detector.reconstruct(shape[None]))
+    if scaled.shape != (1, shape.size):
+        return None, ""
+    scaler = detector.scaler
+    unscaled = scaled[0] * (scaler.maximum - scaler.minimum) + scaler.minimum
+    return unscaled, f"reconstruction: autoencoder v{beat['model_version']}"
+
+
+def _logger():  # noqa: ANN202
+    """The run logger inside a flow or task run, else this module's logger."""
+    try:
+        return get_run_logger()
+    except Exception:  # noqa: BLE001 - MissingContextError outside a run
+        return logging.getLogger(__name__)
