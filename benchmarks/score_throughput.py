@@ -9,9 +9,9 @@ one process and machine state:
 (a) pipeline: the task functions the score flow runs (start_run, resolve_judge,
     score_new_records, finish_run), in a child process whose peak RSS is reported;
 (b) naive: pandas read, Keras ``predict``, pandas ``to_sql`` append;
-(c) limit: bare Parquet read to numpy + bare batched inference + bare bulk load (COPY on
-    PostgreSQL, executemany on SQLite) of the result rows into an empty table without keys,
-    summed: ``limit_rows_per_s = rows / (t_read + t_infer + t_load)``.
+(c) limit: bare Parquet read to numpy + bare batched inference + bare bulk load (binary COPY
+    with the pipeline's own encoder on PostgreSQL, executemany on SQLite) of the result rows into
+    an empty table without keys, summed: ``limit_rows_per_s = rows / (t_read + t_infer + t_load)``.
 
 Progress goes to stderr; the last stdout line is one JSON object.
 """
@@ -140,6 +140,7 @@ def child_main(args: argparse.Namespace) -> None:
     cpu = {
         "machine_busy_fraction": busy / (seconds * (os.cpu_count() or 1)),
         "process_cpu_seconds": sum(process_after[:2]) - sum(process[:2]),
+        "process_system_seconds": process_after.system - process.system,
         "other_cpu_seconds": busy - (sum(process_after[:2]) - sum(process[:2])),
     }
     started = time.perf_counter()
@@ -258,14 +259,13 @@ def _limit_ddl(dialect: str) -> str:
 
 
 def _copy_frame(conn, frame) -> None:  # noqa: ANN001
-    import pyarrow.csv as pacsv
+    """Binary COPY with the pipeline's own encoder (pgpq): the limit loads the same way."""
+    from ecgmon.persistence import copy_columns
 
-    sink = pa.BufferOutputStream()
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False))
-    cursor = conn.connection.driver_connection.cursor()
-    with cursor, cursor.copy("COPY limit_scores FROM STDIN (FORMAT csv)") as copy:
-        copy.write(sink.getvalue().to_pybytes())
+    columns = {c: frame[c].to_numpy() for c in RESULT_COLUMNS}
+    columns["recorded_at"] = pa.array(frame["recorded_at"])
+    columns["scored_at"] = pa.array(frame["scored_at"])
+    copy_columns(conn, "limit_scores", RESULT_COLUMNS, columns)
 
 
 def main(argv: list[str] | None = None) -> dict:

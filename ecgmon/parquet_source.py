@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ecgmon.errors import SourceNotFoundError
-from ecgmon.records import RawBatch, Rejection, StreamPosition
+from ecgmon.records import RawBatch, Rejection, RowNumbers, StreamPosition
 
 ID_COLUMNS = ("record_id", "recorded_at", "patient_id", "label")
 DATE_IN_PATH = re.compile(r"(\d{4}-\d{2}-\d{2})")
@@ -132,7 +132,7 @@ def _raw_batch(
         recorded_at=pd.Series(batch.column("recorded_at").to_pandas()),
         patient_id=np.asarray(patient, dtype=object),
         signals=_signals(batch, signal_columns),
-        row_keys=[f"{stream}#row={first + i}" for i in range(n)],
+        row_keys=RowNumbers(f"{stream}#row=", first, n),
         position=position,
     )
 

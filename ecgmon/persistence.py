@@ -192,7 +192,7 @@ def _merge_scores(conn: Connection, write: BatchWrite) -> None:
     conn.exec_driver_sql(_STAGE_DDL[dialect])
     if dialect == "postgresql":
         values["unflagged"] = _as_list(columns["record_id"][~columns["is_anomaly"]])
-        _copy_columns(conn, "stage_scores", STAGE_COLUMNS, columns)
+        copy_columns(conn, "stage_scores", STAGE_COLUMNS, columns)
     else:
         conn.exec_driver_sql("DELETE FROM stage_scores")
         marks = ", ".join("?" for _ in STAGE_COLUMNS)
@@ -217,9 +217,9 @@ def _copy_new_rows(conn: Connection, columns: dict, values: dict) -> bool:
     anomalies = {c: _arrow(merged[c]).filter(pa.array(flagged)) for c in _ANOMALY_COLUMNS}
     try:
         with conn.begin_nested():
-            _copy_columns(conn, "scores", _SCORE_COLUMNS, merged)
+            copy_columns(conn, "scores", _SCORE_COLUMNS, merged)
             if flagged.any():
-                _copy_columns(conn, "anomalies", _ANOMALY_COLUMNS, anomalies)
+                copy_columns(conn, "anomalies", _ANOMALY_COLUMNS, anomalies)
     except Exception as err:
         if getattr(err, "sqlstate", None) == _UNIQUE_VIOLATION:
             return False
@@ -231,7 +231,7 @@ def _as_list(values: np.ndarray | pa.Array) -> list:
     return values.to_pylist() if isinstance(values, pa.Array) else values.tolist()
 
 
-def _copy_columns(
+def copy_columns(
     conn: Connection, target: str, names: tuple[str, ...], columns: dict[str, np.ndarray | pa.Array]
 ) -> None:
     """Binary COPY of ``names`` of ``columns`` into ``target``, encoded by pgpq from Arrow (no

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,25 @@ class StreamPosition:
     key: str | None = None
 
 
+@dataclass(frozen=True)
+class RowNumbers(Sequence[str]):
+    """Row keys ``{prefix}{first + i}`` (i < n), formatted only when one is asked for: a batch
+    needs the key of its rejected rows alone, so a million rows cost no million strings."""
+
+    prefix: str
+    first: int
+    n: int
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> str:  # type: ignore[override]
+        i = int(i)
+        if not -self.n <= i < self.n:
+            raise IndexError(i)
+        return f"{self.prefix}{self.first + i % self.n}"
+
+
 @dataclass
 class RawBatch:
     """Up to ``batch_size`` records as read, before validation.
@@ -44,7 +64,7 @@ class RawBatch:
     recorded_at: pd.Series
     patient_id: np.ndarray
     signals: np.ndarray | list
-    row_keys: list[str]
+    row_keys: Sequence[str]
     position: StreamPosition
     rejections: list[Rejection] = field(default_factory=list)
     extra: dict[str, np.ndarray] = field(default_factory=dict)

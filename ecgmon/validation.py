@@ -29,10 +29,11 @@ def validate_batch(
     """
     n = len(raw)
     reasons = np.full(n, None, dtype=object)
-    ids = _ids(raw.record_id, reasons)
+    ids, distinct = _ids(raw.record_id, reasons)
     times = _times(raw.recorded_at, reasons)
     signals = _signals(raw.signals, n, input_length, max_abs_amplitude, reasons)
-    _duplicates(ids, reasons)
+    if not distinct:
+        _duplicates(ids, reasons)
     ok = np.equal(reasons, None)
     rejections = list(raw.rejections)
     for i in np.flatnonzero(~ok):
@@ -56,18 +57,21 @@ def _strings(values: np.ndarray) -> pa.Array | None:
         return None
 
 
-def _ids(values: np.ndarray, reasons: np.ndarray) -> np.ndarray:
+def _ids(values: np.ndarray, reasons: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Stripped ids (n,) object, None where unusable; and whether they are known to be
+    distinct (then no row can repeat an earlier one: the per-row duplicate search is skipped)."""
     strings = _strings(values)
     if strings is None:  # not all strings: the per-row path
-        return _ids_per_row(values, reasons)
+        return _ids_per_row(values, reasons), False
     text = pc.utf8_trim_whitespace(strings)
+    distinct = text.null_count == 0 and pc.count_distinct(text).as_py() == len(text)
     ids = text.to_numpy(zero_copy_only=False)
     lengths = pc.utf8_length(text).fill_null(0).to_numpy(zero_copy_only=False)
     _set_where(reasons, lengths == 0, "missing_record_id", "record_id is missing or empty")
     ids[lengths == 0] = None
     for i in np.flatnonzero(lengths > MAX_ID_LENGTH):
         _set(reasons, i, "record_id_too_long", f"record_id has {lengths[i]} characters")
-    return ids
+    return ids, distinct
 
 
 def _ids_per_row(values: np.ndarray, reasons: np.ndarray) -> np.ndarray:

@@ -32,9 +32,9 @@ class MinMaxScaler:
     def transform(self, signals: np.ndarray) -> np.ndarray:
         """Scaled copy, float32, same shape (n, length)."""
         scale = np.float32(1.0 / (self.maximum - self.minimum))
-        return ((signals.astype(np.float32, copy=False) - np.float32(self.minimum)) * scale).astype(
-            np.float32, copy=False
-        )
+        out = np.subtract(signals, np.float32(self.minimum), dtype=np.float32)
+        out *= scale  # in place: one batch-sized array, not two
+        return out
 
     def to_dict(self) -> dict[str, float | str]:
         """JSON-ready form stored in ``model_versions.preprocessing`` and the artifact metadata."""
