@@ -109,7 +109,8 @@ def run_pipeline_child(url: str, store: str, source: str, batch_size: int | None
     """Run the pipeline stage in a child process; its JSON plus the child's peak RSS (MB)."""
     command = [sys.executable, __file__, "--child", source, "--database-url", url]
     command += ["--store", store] + (["--batch-size", str(batch_size)] if batch_size else [])
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    env = {"ARROW_DEFAULT_MEMORY_POOL": "system", **os.environ}  # as `ecgmon` and prefect.yaml
+    done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
     sys.stderr.write(done.stderr[-2000:])
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
