@@ -17,6 +17,7 @@ from ecgmon.errors import DataFormatError, SourceNotFoundError
 from ecgmon.recordings import match_beats
 
 MATCH_TOLERANCE_S = 0.15
+HINT = "are they R-peak sample indices of this record (sample = seconds × fs), not seconds?"
 MAX_UNMATCHED_SHARE = 0.02
 """Listed beats the detector did not find may be at most this share of the list (it misses about
 0.3 % of the beats on the shared records); more means a wrong record, lead or unit."""
@@ -78,13 +79,13 @@ def match_listed_beats(
     if chosen.size == 0:
         raise DataFormatError(
             f"{source}: none of the {listed.size} listed beats is within 150 ms of a detected "
-            "beat; are they R-peak sample indices of this record (not seconds)?"
+            f"beat; {HINT}"
         )
     if n_unmatched > MAX_UNMATCHED_SHARE * listed.size:
         found = set(listed[matched[chosen]].tolist())
         missing = [int(s) for s in listed if int(s) not in found][:5]
         raise DataFormatError(
             f"{source}: {n_unmatched} of {listed.size} listed beats match no detected beat "
-            f"within 150 ms (e.g. samples {', '.join(map(str, missing))})"
+            f"within 150 ms (e.g. samples {', '.join(map(str, missing))}); {HINT}"
         )
     return chosen, n_unmatched

@@ -58,8 +58,34 @@ def _cell(value: object, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def cmd_evaluate_scores(args: argparse.Namespace) -> int:
+    from ecgmon.db import create_db_engine
+    from ecgmon.settings import get_settings
+    from ecgmon.wfdb_source import wfdb_source_key
+    from models.score_eval import evaluate_scores, read_scores
+
+    engine = create_db_engine(get_settings().database_url_plain)
+    source = wfdb_source_key(args.source) if args.source is not None else None
+    result = evaluate_scores(read_scores(engine, source), Path(args.data), args.after_minutes)
+    cols = ("n_scored", "n_normal", "n_abnormal", "auroc", "f1", "false_alarm_rate", "recall")
+    lines = ["| record | judged by | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
+    for name, row in result["per_record"].items():
+        cells = [_cell(row[col]) for col in cols]
+        lines.append(f"| {name} | {', '.join(row['judged_by'])} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"mean AUROC {_cell(result['mean_auroc'], 4)}, mean false-alarm rate "
+        f"{_cell(result['mean_false_alarm_rate'], 4)} over {len(result['records_in_mean'])} "
+        f"records with >= 5 abnormal beats after minute {args.after_minutes:g}",
+    ]
+    print("\n".join(lines))
+    if args.json:
+        print(json.dumps(result, sort_keys=True, default=str))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``evaluate-recordings`` sub-command."""
+    """Add the ``evaluate-recordings`` and ``evaluate-scores`` sub-commands."""
     ev = sub.add_parser(
         "evaluate-recordings",
         help="per-patient baselines on annotated WFDB recordings (records/, annotations/)",
@@ -75,3 +101,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--report", type=Path, help="folder for PNG pictures of top flagged beats")
     ev.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
     ev.set_defaults(func=cmd_evaluate_recordings)
+
+    es = sub.add_parser(
+        "evaluate-scores",
+        help="measure stored scores of WFDB sources against annotations (records/, annotations/)",
+    )
+    es.add_argument(
+        "--data", required=True, type=Path, help="folder with records/ and annotations/"
+    )
+    es.add_argument("--source", type=Path, help="only the scores of this WFDB folder")
+    es.add_argument(
+        "--after-minutes", type=float, default=10.0, help="measure beats after the baseline"
+    )
+    es.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+    es.set_defaults(func=cmd_evaluate_scores)

@@ -101,10 +101,17 @@ def calibrate_patient(
     engine = create_db_engine(settings.database_url_plain)
     version = model_version if model_version is not None else champion_version(engine)
     population = active_threshold(engine, version)
-    detector = load_detector(engine, version)
     recording = _read(folder, patient_id)
+    listed = (  # a bad list fails before the beats are detected
+        read_beat_list(strip.beats_file, recording.name, recording.lead)
+        if strip.beats_file is not None
+        else None
+    )
+    detector = load_detector(engine, version)
     beats = recording_beats(recording, detector.input_length, growing=False)
-    chosen, n_unmatched, label, (start_s, end_s) = _strip_beats(recording, beats.samples, strip)
+    chosen, n_unmatched, label, (start_s, end_s) = _strip_beats(
+        recording, beats.samples, strip, listed
+    )
     trim = trim and strip.beats_file is None
     signals, rr = beats.signals[chosen], beats.rr[chosen]
     try:
@@ -205,13 +212,13 @@ def _read(folder: Path, patient_id: str) -> Recording:
 
 
 def _strip_beats(
-    recording: Recording, samples: np.ndarray, strip: Strip
+    recording: Recording, samples: np.ndarray, strip: Strip, listed: np.ndarray | None
 ) -> tuple[np.ndarray, int, str, tuple[float, float]]:
-    """Indices into the detected beats ``samples`` (n,) of the strip, how many listed beats
-    matched none, a label naming the strip, and its span in seconds from the record's start."""
+    """Indices into the detected beats ``samples`` (n,) of the strip (the ``listed`` R peaks
+    (m,) of its beats file, or its time range), how many listed beats matched none, a label
+    naming the strip, and its span in seconds from the record's start."""
     fs = recording.fs
-    if strip.beats_file is not None:
-        listed = read_beat_list(strip.beats_file, recording.name, recording.lead)
+    if listed is not None:
         where = f"beat list {strip.beats_file}"
         chosen, unmatched = match_listed_beats(samples, listed, fs, where)
         label = f"{chosen.size} listed beats ({Path(strip.beats_file).name})"

@@ -74,6 +74,7 @@ def ecgmon_env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setenv("ECGMON_DATABASE_URL", db_url)
     monkeypatch.setenv("ECGMON_MODEL_STORE", str(tmp_path / "models"))
+    monkeypatch.setenv("ECGMON_ARTIFACT_DIR", str(tmp_path / "artifacts"))
     monkeypatch.delenv("ECGMON_ALERT_URLS", raising=False)
     upgrade_schema(create_db_engine(db_url))
     return get_settings()

@@ -1,0 +1,99 @@
+"""What the production score path gave on annotated WFDB recordings, read back from ``scores``.
+
+After ``ecgmon baseline`` and ``ecgmon score --source DIR`` on annotated records (MIT-BIH layout:
+``records/`` + ``annotations/NNNannotations.txt``), each scored beat (``record_id`` =
+``record:lead:sample``) is matched to the nearest annotated beat within 150 ms, as
+``evaluate-recordings`` does (normal = ``N``, abnormal = any other beat symbol), and the stored
+``loss`` and ``is_anomaly`` are measured per record for the beats after the baseline window.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sklearn.metrics import f1_score, roc_auc_score
+from sqlalchemy.engine import Engine
+
+from ecgmon import recordings as rec
+from ecgmon.db import table
+from models.patient_eval import MATCH_TOLERANCE_S, MIN_ABNORMAL
+
+
+def read_scores(engine: Engine, source: str | None = None) -> pd.DataFrame:
+    """Scored beats of WFDB sources (``source``: one source key), one row per beat, with
+    columns record, sample, loss, is_anomaly, threshold, baseline."""
+    scores = table(engine, "scores")
+    query = sa.select(
+        scores.c.record_id,
+        scores.c.loss,
+        scores.c.is_anomaly,
+        scores.c.threshold,
+        scores.c.baseline,
+    ).where(scores.c.source.like("wfdb:%"))
+    if source is not None:
+        query = query.where(scores.c.source == source)
+    with engine.connect() as conn:
+        result = conn.execute(query)
+        frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+    parts = frame["record_id"].str.rsplit(":", n=2, expand=True)
+    return frame.assign(record=parts[0], sample=parts[2].astype(np.int64))
+
+
+def evaluate_scores(frame: pd.DataFrame, data_dir: Path, after_minutes: float) -> dict:
+    """Per-record AUROC, F1, false-alarm rate and recall of the stored scores and flags for the
+    beats after the first ``after_minutes``; JSON-ready. ``frame`` as ``read_scores`` returns."""
+    per_record = {}
+    for record, rows in sorted(frame.groupby("record")):
+        fs = float(_header(data_dir, record).fs)
+        notes = rec.read_annotations(data_dir / "annotations" / f"{record}annotations.txt").beats()
+        rows = rows.sort_values("sample")
+        samples = rows["sample"].to_numpy()
+        matched = rec.match_beats(samples, notes.samples, int(round(MATCH_TOLERANCE_S * fs)))
+        after = (samples >= after_minutes * 60 * fs) & (matched >= 0)
+        labels = (notes.symbols[matched[after]] != "N").astype(int)
+        per_record[record] = {
+            "judged_by": sorted(rows["baseline"].unique().tolist()),
+            "n_scored": int(len(rows)),
+        } | measure_flags(
+            labels, rows["loss"].to_numpy()[after], rows["is_anomaly"].to_numpy()[after]
+        )
+    included = [r for r, row in per_record.items() if row["included"]]
+    return {
+        "after_minutes": after_minutes,
+        "per_record": per_record,
+        "records_in_mean": included,
+        "mean_auroc": float(np.mean([per_record[r]["auroc"] for r in included]))
+        if included
+        else None,
+        "mean_false_alarm_rate": float(
+            np.mean([per_record[r]["false_alarm_rate"] for r in included])
+        )
+        if included
+        else None,
+    }
+
+
+def measure_flags(labels: np.ndarray, scores: np.ndarray, flags: np.ndarray) -> dict:
+    """AUROC of scores (n,), F1/recall/false-alarm rate of the boolean flags (n,) against labels
+    (n,) 0 normal, 1 abnormal; a record enters the mean with >= MIN_ABNORMAL abnormal beats."""
+    flags = np.asarray(flags, dtype=bool)
+    normal, abnormal = labels == 0, labels == 1
+    both = normal.any() and abnormal.any()
+    return {
+        "n_normal": int(normal.sum()),
+        "n_abnormal": int(abnormal.sum()),
+        "auroc": float(roc_auc_score(labels, scores)) if both else None,
+        "f1": float(f1_score(labels, flags, zero_division=0)),
+        "false_alarm_rate": float(flags[normal].mean()) if normal.any() else None,
+        "recall": float(flags[abnormal].mean()) if abnormal.any() else None,
+        "included": bool(both and abnormal.sum() >= MIN_ABNORMAL),
+    }
+
+
+def _header(data_dir: Path, record: str):  # noqa: ANN202 - a wfdb Record header
+    import wfdb
+
+    return wfdb.rdheader(str(data_dir / "records" / record))
