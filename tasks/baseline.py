@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy.engine import Engine
 
 from ecgmon.beat_lists import match_listed_beats, read_beat_list
 from ecgmon.db import create_db_engine
@@ -31,13 +32,7 @@ from ecgmon.errors import EcgmonError, SourceNotFoundError
 from ecgmon.recordings import POST_S, PRE_S, Recording, read_recording, recording_beats
 from ecgmon.settings import Settings
 from models.detector import fingerprint
-from models.patient import (
-    MIN_BASELINE_BEATS,
-    POST_RR_WEIGHT,
-    RR_SCALE_FLOOR,
-    PatientBaseline,
-    fit_patient_baseline,
-)
+from models.patient import MIN_BASELINE_BEATS, POST_RR_WEIGHT, RR_SCALE_FLOOR, fit_patient_baseline
 from models.patient_registry import patient_model_name, register_patient_model
 from models.patient_thresholds import patient_baseline_name, patient_threshold
 from models.registry import active_threshold, add_threshold, champion_version, load_detector
@@ -84,7 +79,25 @@ class PatientBaselineResult:
         return asdict(self)
 
 
-def calibrate_patient(
+@dataclass(frozen=True)
+class StripBeats:
+    """The strip's beats as the score path cuts them: ``signals`` (n, length) z-normalised,
+    ``rr`` (n, 2), how many listed beats matched none, a label and the span in seconds."""
+
+    recording: Recording
+    signals: np.ndarray
+    rr: np.ndarray
+    n_unmatched: int
+    label: str
+    span: tuple[float, float]
+
+    @property
+    def origin(self) -> str:
+        """What ``thresholds.origin`` says about this strip."""
+        return f"patient baseline {self.recording.name}:{self.recording.lead} {self.label}"
+
+
+def calibrate_patient(  # noqa: PLR0913
     settings: Settings,
     folder: Path,
     patient_id: str,
@@ -102,73 +115,77 @@ def calibrate_patient(
     version = model_version if model_version is not None else champion_version(engine)
     population = active_threshold(engine, version)
     recording = _read(folder, patient_id)
-    listed = (  # a bad list fails before the beats are detected
+    listed = (  # a bad list fails before the model loads and the beats are detected
         read_beat_list(strip.beats_file, recording.name, recording.lead)
         if strip.beats_file is not None
         else None
     )
     detector = load_detector(engine, version)
-    beats = recording_beats(recording, detector.input_length, growing=False)
-    chosen, n_unmatched, label, (start_s, end_s) = _strip_beats(
-        recording, beats.samples, strip, listed
-    )
-    trim = trim and strip.beats_file is None
-    signals, rr = beats.signals[chosen], beats.rr[chosen]
+    beats = strip_beats(recording, detector.input_length, strip, listed)
+    trim = trim and listed is None
     try:
         threshold = patient_threshold(
-            detector.losses(signals), population.method, population.params, trim
+            detector.losses(beats.signals), population.method, population.params, trim
         )
     except ValueError as err:
-        raise EcgmonError(f"patient {patient_id}, {label}: {err}") from err
-    origin = f"patient baseline {recording.name}:{recording.lead} {label}"
-    threshold_version = add_threshold(engine, version, threshold, origin, patient_id=patient_id)
-    log.info("patient %s: AE threshold %.5f (model %d)", patient_id, threshold.value, version)
-    own, note = None, ""
-    if not patient_model:
-        note = "patient model not requested"
-    elif chosen.size < MIN_BASELINE_BEATS:
-        note = f"no patient model: {chosen.size} strip beats < {MIN_BASELINE_BEATS}"
-    else:
-        own = _fit_and_register(engine, settings, recording, version, signals, rr, trim, origin)
-    judge = (
-        patient_model_name(patient_id, own[0])
-        if own
-        else patient_baseline_name(patient_id, threshold_version)
+        raise EcgmonError(f"patient {patient_id}, {beats.label}: {err}") from err
+    threshold_version = add_threshold(
+        engine, version, threshold, beats.origin, patient_id=patient_id
     )
+    log.info("patient %s: AE threshold %.5f (model %d)", patient_id, threshold.value, version)
+    own, note = None, "patient model not requested"
+    if patient_model:
+        own, note = _patient_model(engine, settings, beats, version, trim)
     return PatientBaselineResult(
         patient_id,
         version,
         threshold_version,
         threshold.value,
         population.value,
-        judge,
-        label,
-        start_s,
-        end_s,
-        int(chosen.size),
+        patient_model_name(patient_id, own[0])
+        if own
+        else patient_baseline_name(patient_id, threshold_version),
+        beats.label,
+        *beats.span,
+        int(beats.signals.shape[0]),
         int(threshold.loss_stats["n_kept"]),
-        n_unmatched,
+        beats.n_unmatched,
         *(own if own else (None, None, None, None)),
         note,
     )
 
 
-def _fit_and_register(  # noqa: PLR0913
-    engine,  # noqa: ANN001
-    settings: Settings,
-    recording: Recording,
-    parent: int,
-    signals: np.ndarray,
-    rr: np.ndarray,
-    trim: bool,
-    origin: str,
+def strip_beats(
+    recording: Recording, length: int, strip: Strip, listed: np.ndarray | None
+) -> StripBeats:
+    """The beats of the strip: the ``listed`` R peaks (m,) matched to the detected beats, or
+    the detected beats of the strip's time range."""
+    beats = recording_beats(recording, length, growing=False)
+    chosen, n_unmatched, label, span = _choose(recording, beats.samples, strip, listed)
+    return StripBeats(recording, beats.signals[chosen], beats.rr[chosen], n_unmatched, label, span)
+
+
+def _patient_model(
+    engine: Engine, settings: Settings, beats: StripBeats, parent: int, trim: bool
+) -> tuple[tuple[int, int, float, int] | None, str]:
+    """Fit and register the patient's model when the strip is long enough; (what was
+    registered, or None, and a note saying why not)."""
+    n = beats.signals.shape[0]
+    if n < MIN_BASELINE_BEATS:
+        return None, f"no patient model: {n} strip beats < {MIN_BASELINE_BEATS}"
+    return _fit_and_register(engine, settings, beats, parent, trim), ""
+
+
+def _fit_and_register(
+    engine: Engine, settings: Settings, beats: StripBeats, parent: int, trim: bool
 ) -> tuple[int, int, float, int]:
     """Fit the patient's model on the strip and register it; (version, threshold version,
     threshold, beats it was fitted on)."""
     started = time.perf_counter()
+    recording, signals = beats.recording, beats.signals
     params = PATIENT_MODEL_PARAMS | {"seed": settings.seed}
-    baseline: PatientBaseline = fit_patient_baseline(
-        recording.name, signals, rr, source=origin, curated=not trim, **params
+    baseline = fit_patient_baseline(
+        recording.name, signals, beats.rr, source=beats.origin, curated=not trim, **params
     )
     hyperparameters = params | {
         "lead": recording.lead,
@@ -192,15 +209,10 @@ def _fit_and_register(  # noqa: PLR0913
         hyperparameters=hyperparameters,
         preprocessing=preprocessing,
         train_fingerprint=fingerprint(signals),
-        origin=origin,
+        origin=beats.origin,
         seconds=time.perf_counter() - started,
     )
-    log.info(
-        "patient %s: model version %d, threshold %.3f",
-        recording.name,
-        version,
-        baseline.threshold.value,
-    )
+    log.info("patient %s: model version %d", recording.name, version)
     return version, threshold_version, baseline.threshold.value, baseline.n_beats
 
 
@@ -211,7 +223,7 @@ def _read(folder: Path, patient_id: str) -> Recording:
     return read_recording(header)
 
 
-def _strip_beats(
+def _choose(
     recording: Recording, samples: np.ndarray, strip: Strip, listed: np.ndarray | None
 ) -> tuple[np.ndarray, int, str, tuple[float, float]]:
     """Indices into the detected beats ``samples`` (n,) of the strip (the ``listed`` R peaks

@@ -205,3 +205,38 @@ def test_baseline_from_a_clinicians_list_of_beats(ecgmon_env, champion, tmp_path
     assert "none of the 58 listed beats" in cli_error(*args, str(in_seconds))
     assert "no beat list" in cli_error(*args, str(tmp_path / "absent.txt"))
     assert "give --beats or a time range" in cli_error(*args, str(listed), "--minutes", "5")
+
+
+def test_real_record_judged_by_its_own_model(prefect_harness, ecgmon_env, champion, tmp_path):
+    """MIT-BIH record 223, first 15 minutes: a 10-minute baseline, then the score flow; the
+    patient model ranks the annotated abnormal beats of minutes 10-15 (118 of 450) above the
+    normal ones."""
+    import wfdb
+
+    from flows.score import score_flow
+    from models.score_eval import evaluate_scores, read_scores
+    from tests.shared_data import missing_reason, shared_dataset
+
+    data = shared_dataset("mitbih")
+    if data is None:
+        pytest.skip(missing_reason("mitbih"))
+    source = wfdb.rdrecord(str(data / "records" / "223"), sampto=int(FS * 900), physical=False)
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    wfdb.wrsamp(
+        "223",
+        fs=source.fs,
+        units=source.units,
+        sig_name=source.sig_name,
+        d_signal=source.d_signal,
+        fmt=source.fmt,
+        adc_gain=source.adc_gain,
+        baseline=source.baseline,
+        write_dir=str(folder),
+    )
+    made = cli_json("baseline", "--source", str(folder), "--patient", "223", "--json")
+    score_flow(source=str(folder))
+    engine = create_db_engine(ecgmon_env.database_url_plain)
+    result = evaluate_scores(read_scores(engine), data, after_minutes=10)["per_record"]["223"]
+    assert result["judged_by"] == [f"patient:223:v{made['patient_model_version']}"]
+    assert result["n_abnormal"] >= 110 and result["auroc"] >= 0.9
