@@ -126,12 +126,14 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         _print_json({"versions": [{k: r[k] for k in _MODEL_COLUMNS} for r in rows]})
         return 0
     print(
-        f"{'version':>7}  {'architecture':<15} {'status':<10} {'length':>6} {'train':>6}  created"
+        f"{'version':>7}  {'architecture':<19} {'status':<10} {'length':>6} {'train':>6}  "
+        f"{'patient':<8} created"
     )
     for r in rows:
         print(
-            f"{r['version']:>7}  {r['architecture']:<15} {r['status']:<10} "
-            f"{r['input_length']:>6} {r['train_size']:>6}  {r['created_at']}"
+            f"{r['version']:>7}  {r['architecture']:<19} {r['status']:<10} "
+            f"{r['input_length']:>6} {r['train_size']:>6}  {r['patient_id'] or '-':<8} "
+            f"{r['created_at']}"
         )
     if not rows:
         print("no model versions yet; run `ecgmon train --data PATH --promote`")
@@ -147,6 +149,8 @@ _MODEL_COLUMNS = (
     "created_at",
     "promoted_at",
     "artifact_sha256",
+    "patient_id",
+    "parent_version",
 )
 
 
