@@ -96,9 +96,10 @@ def cmd_models_show(args: argparse.Namespace) -> int:
 
 def cmd_models_promote(args: argparse.Namespace) -> int:
     from ecgmon.db import create_db_engine
-    from models.registry import active_threshold, promote
+    from models.registry import active_threshold, promote, require_population_model
 
     engine = create_db_engine(get_settings().database_url_plain)
+    require_population_model(engine, args.version)
     active_threshold(engine, args.version)  # a champion must be able to judge beats
     promote(engine, args.version)
     print(f"model version {args.version} is the champion")

@@ -155,12 +155,7 @@ def promote(engine: Engine, version: int) -> None:
     versions = table(engine, "model_versions")
     now = utcnow()
     with engine.begin() as conn:
-        row = _require_version(conn, version)
-        if row["patient_id"] is not None:
-            raise ConfigurationError(
-                f"model version {version} is patient {row['patient_id']}'s own model; it judges "
-                "that patient's beats and cannot be the population champion"
-            )
+        _refuse_patient_model(_require_version(conn, version))
         conn.execute(
             versions.update()
             .where((versions.c.status == "champion") & (versions.c.version != version))
@@ -170,6 +165,20 @@ def promote(engine: Engine, version: int) -> None:
             versions.update()
             .where(versions.c.version == version)
             .values(status="champion", promoted_at=now, archived_at=None)
+        )
+
+
+def require_population_model(engine: Engine, version: int) -> None:
+    """Raise unless ``version`` is a population model (a patient's own model cannot be champion)."""
+    with engine.connect() as conn:
+        _refuse_patient_model(_require_version(conn, version))
+
+
+def _refuse_patient_model(row: dict) -> None:
+    if row["patient_id"] is not None:
+        raise ConfigurationError(
+            f"model version {row['version']} is patient {row['patient_id']}'s own model; it "
+            "judges that patient's beats and cannot be the population champion"
         )
 
 

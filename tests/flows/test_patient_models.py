@@ -113,6 +113,8 @@ def test_patient_model_judges_its_patient_and_others_fall_back(
         "select model_version, patient_id, active from thresholds where threshold_version = :t",
         t=threshold_version,
     ) == [(version, "rec1", True)]
+    refused = cli_error("models", "promote", str(version))
+    assert f"model version {version} is patient rec1's own model" in refused
 
     result = score_flow(source=str(folder))
     rows = query(
