@@ -191,8 +191,9 @@ def _reconstruction(
 ) -> tuple[np.ndarray | None, str]:
     """The reconstruction (length,) of ``shape`` by what judged the beat, and its label."""
     judge = str(beat["baseline"])
-    if judge.startswith("patient:") and ":v" in judge:
-        version = int(judge.rsplit(":v", 1)[1])
+    last = judge.rsplit(":", 1)[-1]  # patient:{id}:v{model version} names a patient model
+    if judge.startswith("patient:") and last[:1] == "v" and last[1:].isdigit():
+        version = int(last[1:])
         if judge not in cache:
             row = get_version(engine, version)
             cache[judge] = load_patient_artifacts(row["artifact_uri"], row["artifact_sha256"])
