@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -109,7 +110,7 @@ def run_pipeline_child(url: str, store: str, source: str, batch_size: int | None
     """Run the pipeline stage in a child process; its JSON plus the child's peak RSS (MB)."""
     command = [sys.executable, __file__, "--child", source, "--database-url", url]
     command += ["--store", store] + (["--batch-size", str(batch_size)] if batch_size else [])
-    env = {"ARROW_DEFAULT_MEMORY_POOL": "system", **os.environ}  # as `ecgmon` and prefect.yaml
+    env = {"ARROW_DEFAULT_MEMORY_POOL": "jemalloc", **os.environ}  # as `ecgmon` and prefect.yaml
     done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
     sys.stderr.write(done.stderr[-2000:])
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -133,6 +134,7 @@ def child_main(args: argparse.Namespace) -> None:
     import psutil
 
     machine, process = psutil.cpu_times(), psutil.Process().cpu_times()
+    faults, switches = resource.getrusage(resource.RUSAGE_SELF), psutil.Process().num_ctx_switches()
     started = time.perf_counter()
     counts = _score_run(settings, args.child, "bench-run-1")
     seconds = time.perf_counter() - started
@@ -142,6 +144,8 @@ def child_main(args: argparse.Namespace) -> None:
         "machine_busy_fraction": busy / (seconds * (os.cpu_count() or 1)),
         "process_cpu_seconds": sum(process_after[:2]) - sum(process[:2]),
         "process_system_seconds": process_after.system - process.system,
+        "page_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults.ru_minflt,
+        "context_switches": sum(psutil.Process().num_ctx_switches()) - sum(switches),
         "other_cpu_seconds": busy - (sum(process_after[:2]) - sum(process[:2])),
     }
     started = time.perf_counter()
@@ -204,7 +208,11 @@ def _result_frame(frame, loss: np.ndarray, threshold: float):  # noqa: ANN001, A
 
 
 def limit(url: str, folder: Path, detector) -> dict[str, float]:  # noqa: ANN001
-    """Seconds of bare read, bare batched inference and bare bulk load, stage by stage."""
+    """Seconds of bare read, bare batched inference and bare bulk load, stage by stage.
+
+    The read yields numpy arrays (ids and patients as object arrays of str, times as
+    datetime64, samples as one float32 array per file); the load turns the result columns into
+    Arrow arrays for the binary COPY, without pandas."""
     started = time.perf_counter()
     parts = []
     for file in sorted(folder.rglob("*.parquet")):
@@ -229,8 +237,9 @@ def limit(url: str, folder: Path, detector) -> dict[str, float]:  # noqa: ANN001
 
 
 def _bare_load(url: str, parts: list[dict], losses: list, threshold: float) -> float:
-    import pandas as pd
     import sqlalchemy as sa
+
+    from ecgmon.persistence import copy_columns
 
     engine = sa.create_engine(url)
     with engine.begin() as conn:
@@ -238,17 +247,36 @@ def _bare_load(url: str, parts: list[dict], losses: list, threshold: float) -> f
     started = time.perf_counter()
     with engine.begin() as conn:
         for part, loss in zip(parts, losses, strict=True):
-            ids = {k: v for k, v in part.items() if k != "signals"}
-            frame = _result_frame(pd.DataFrame(ids), loss, threshold)
-            if engine.dialect.name == "postgresql":
-                _copy_frame(conn, frame)
+            columns = _result_columns(part, loss, threshold)
+            if engine.dialect.name == "postgresql":  # binary COPY, the pipeline's own encoder
+                copy_columns(conn, "limit_scores", RESULT_COLUMNS, columns)
             else:
+                columns["recorded_at"] = columns["recorded_at"].cast(pa.string())
+                columns["scored_at"] = columns["scored_at"].cast(pa.string())
                 marks = ", ".join("?" * len(RESULT_COLUMNS))
-                frame["recorded_at"] = frame["recorded_at"].astype(str)
-                frame["scored_at"] = frame["scored_at"].astype(str)
-                rows = list(zip(*(frame[c].tolist() for c in RESULT_COLUMNS), strict=True))
+                values = [pa.array(columns[c]).to_pylist() for c in RESULT_COLUMNS]
+                rows = list(zip(*values, strict=True))
                 conn.exec_driver_sql(f"INSERT INTO limit_scores VALUES ({marks})", rows)
     return time.perf_counter() - started
+
+
+def _result_columns(part: dict, loss: np.ndarray, threshold: float) -> dict:
+    """The 13 result columns of one part as Arrow arrays (constants repeated)."""
+    n = len(loss)
+    utc = pa.timestamp("us", tz="UTC")
+    now = pa.scalar(datetime.now(UTC), utc)
+    return {
+        "record_id": pa.array(part["record_id"], pa.string()),
+        "model_version": pa.repeat(pa.scalar(1, pa.int32()), n),
+        "source": pa.repeat(pa.scalar("bench"), n),
+        "patient_id": pa.array(part["patient_id"], pa.string()),
+        "recorded_at": pa.array(part["recorded_at"]).cast(utc),
+        "loss": pa.array(loss), "threshold_version": pa.repeat(pa.scalar(1, pa.int32()), n),
+        "threshold": pa.repeat(pa.scalar(threshold), n), "score_ratio": pa.array(loss / threshold),
+        "baseline": pa.repeat(pa.scalar("population"), n),
+        "run_id": pa.repeat(pa.scalar("limit"), n),
+        "is_anomaly": pa.array(loss > threshold), "scored_at": pa.repeat(now, n),
+    }  # fmt: skip
 
 
 def _limit_ddl(dialect: str) -> str:
@@ -257,16 +285,6 @@ def _limit_ddl(dialect: str) -> str:
     else:
         kinds = "TEXT INTEGER TEXT TEXT TEXT REAL INTEGER REAL REAL TEXT TEXT INTEGER TEXT"
     return ", ".join(f"{c} {k}" for c, k in zip(RESULT_COLUMNS, kinds.split(), strict=True))
-
-
-def _copy_frame(conn, frame) -> None:  # noqa: ANN001
-    """Binary COPY with the pipeline's own encoder (pgpq): the limit loads the same way."""
-    from ecgmon.persistence import copy_columns
-
-    columns = {c: frame[c].to_numpy() for c in RESULT_COLUMNS}
-    columns["recorded_at"] = pa.array(frame["recorded_at"])
-    columns["scored_at"] = pa.array(frame["scored_at"])
-    copy_columns(conn, "limit_scores", RESULT_COLUMNS, columns)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -16,9 +16,9 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 # The first start of the local Prefect API migrates its database; on a busy 2-core machine that
 # takes longer than Prefect's default wait.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-# Arrow takes its default pool when first imported; freed batch buffers then go back to the OS
-# (ecgmon.memory sets the pool again at run time, which misses allocations made before).
-os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+# Arrow takes its default pool when first imported: jemalloc reuses freed batch buffers and
+# returns them to the OS after a second (ecgmon.memory; setting it at run time misses some).
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
 from ecgmon.db import redact_url  # noqa: E402
 from ecgmon.errors import EcgmonError  # noqa: E402

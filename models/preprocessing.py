@@ -31,9 +31,12 @@ class MinMaxScaler:
 
     def transform(self, signals: np.ndarray) -> np.ndarray:
         """Scaled copy, float32, same shape (n, length)."""
-        scale = np.float32(1.0 / (self.maximum - self.minimum))
-        out = np.subtract(signals, np.float32(self.minimum), dtype=np.float32)
-        out *= scale  # in place: one batch-sized array, not two
+        return self.transform_into(signals, np.empty(np.shape(signals), dtype=np.float32))
+
+    def transform_into(self, signals: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Scale ``signals`` into ``out`` (float32, same shape) without temporaries; returns out."""
+        np.subtract(signals, np.float32(self.minimum), out=out, dtype=np.float32)
+        out *= np.float32(1.0 / (self.maximum - self.minimum))
         return out
 
     def to_dict(self) -> dict[str, float | str]:

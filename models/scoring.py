@@ -51,7 +51,9 @@ def score_beats(judge: Judge, beats: ValidBeats) -> ScoredBeats:
     own = patient_model_masks(judge, beats)
     by_autoencoder = ~np.logical_or.reduce([*own.values(), np.zeros(n, dtype=bool)])
     loss = np.zeros(n, dtype=np.float64)
-    if by_autoencoder.any():
+    if by_autoencoder.all():  # the usual case: no batch-sized copy of the samples
+        loss = judge.detector.losses(beats.signals)
+    elif by_autoencoder.any():
         loss[by_autoencoder] = judge.detector.losses(beats.signals[by_autoencoder])
     threshold = np.full(n, judge.threshold, dtype=np.float64)
     version = np.full(n, judge.threshold_version, dtype=np.int64)

@@ -87,3 +87,17 @@ def test_default_architecture_quality_on_ecg5000() -> None:
     assert summary["auroc"] >= 0.98
     assert summary["f1"] >= 0.95
     assert summary["false_alarm_rate"] <= 0.05
+
+
+def test_losses_in_chunks_match_one_pass_over_the_scaled_beats(tiny_detector) -> None:
+    """Chunked scoring through one reused buffer gives the loss of each beat on its own."""
+    from models.detector import SCORE_CHUNK
+
+    rng = np.random.default_rng(3)
+    beats = rng.normal(0, 1, (SCORE_CHUNK + 37, tiny_detector.input_length)).astype(np.float32)
+    scaled = tiny_detector.scaler.transform(beats)
+    expected = np.mean(np.abs(np.asarray(tiny_detector.model(scaled)) - scaled), axis=1)
+    losses = tiny_detector.losses(beats)
+    assert losses.shape == (len(beats),)
+    np.testing.assert_allclose(losses, expected, rtol=1e-5)
+    np.testing.assert_array_equal(losses[-37:], tiny_detector.losses(beats[-37:]))
