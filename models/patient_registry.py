@@ -16,9 +16,7 @@ transaction. A patient model never becomes ``champion``: that status (one row, u
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -27,7 +25,7 @@ from ecgmon.clock import utcnow
 from ecgmon.db import table
 from models.patient import PatientBaseline
 from models.registry import insert_threshold, register_version
-from models.store import artifact_uri, read_verified_files, write_files
+from models.store import artifact_uri, load_through_folder, save_through_folder
 
 PATIENT_ARCHITECTURE = "patient_subspace_rr"
 """``model_versions.architecture`` of a per-patient model (principal subspace + RR context)."""
@@ -65,19 +63,12 @@ def patient_artifact_uri(store: str, version: int, patient_id: str) -> str:
 
 def save_patient_artifacts(baseline: PatientBaseline, uri: str) -> str:
     """Write a patient baseline's files to ``uri``; returns their sha256."""
-    with tempfile.TemporaryDirectory() as tmp:
-        baseline.save(Path(tmp))
-        files = {name: (Path(tmp) / name).read_bytes() for name in BASELINE_FILES}
-    return write_files(files, uri, BASELINE_FILES)
+    return save_through_folder(baseline.save, uri, BASELINE_FILES)
 
 
 def load_patient_artifacts(uri: str, expected_sha256: str) -> PatientBaseline:
     """Read a patient baseline, refused unless its files match the recorded sha256."""
-    files = read_verified_files(uri, BASELINE_FILES, expected_sha256)
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, data in files.items():
-            (Path(tmp) / name).write_bytes(data)
-        return PatientBaseline.load(Path(tmp))
+    return load_through_folder(PatientBaseline.load, uri, BASELINE_FILES, expected_sha256)
 
 
 def register_patient_model(

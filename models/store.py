@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import fsspec
 
@@ -13,6 +14,7 @@ from ecgmon.errors import ArtifactIntegrityError, ModelNotFoundError
 from models.detector import METADATA_FILE, MODEL_FILE, AutoencoderDetector
 
 ARTIFACT_FILES = (MODEL_FILE, METADATA_FILE)
+T = TypeVar("T")
 
 
 def artifact_uri(store: str, version: int) -> str:
@@ -55,18 +57,32 @@ def read_verified_files(uri: str, names: Sequence[str], expected_sha256: str) ->
     return files
 
 
+def save_through_folder(save: Callable[[Path], None], uri: str, names: Sequence[str]) -> str:
+    """Let ``save`` write the files ``names`` into a local folder, then store them under ``uri``
+    (any fsspec URL); returns their sha256."""
+    with tempfile.TemporaryDirectory() as tmp:
+        save(Path(tmp))
+        files = {name: (Path(tmp) / name).read_bytes() for name in names}
+    return write_files(files, uri, names)
+
+
+def load_through_folder(
+    load: Callable[[Path], T], uri: str, names: Sequence[str], expected_sha256: str
+) -> T:
+    """Read the files ``names`` under ``uri``, refused unless their sha256 matches, into a local
+    folder and ``load`` from it."""
+    files = read_verified_files(uri, names, expected_sha256)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in files.items():
+            (Path(tmp) / name).write_bytes(data)
+        return load(Path(tmp))
+
+
 def save_artifacts(detector: AutoencoderDetector, uri: str) -> str:
     """Write a detector's artifacts to ``uri``; returns their sha256."""
-    with tempfile.TemporaryDirectory() as tmp:
-        detector.save(Path(tmp))
-        files = {name: (Path(tmp) / name).read_bytes() for name in ARTIFACT_FILES}
-    return write_files(files, uri, ARTIFACT_FILES)
+    return save_through_folder(detector.save, uri, ARTIFACT_FILES)
 
 
 def load_artifacts(uri: str, expected_sha256: str) -> AutoencoderDetector:
     """Read a version's artifacts, refuse them unless their sha256 matches, load in safe mode."""
-    files = read_verified_files(uri, ARTIFACT_FILES, expected_sha256)
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, data in files.items():
-            (Path(tmp) / name).write_bytes(data)
-        return AutoencoderDetector.load(Path(tmp))
+    return load_through_folder(AutoencoderDetector.load, uri, ARTIFACT_FILES, expected_sha256)

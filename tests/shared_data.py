@@ -32,3 +32,25 @@ def missing_reason(name: str) -> str:
     """Why a test needing dataset ``name`` is skipped."""
     where = os.environ.get(ENV_VARIABLE) or str(REPO_ROOT / ".." / "shared" / "data")
     return f"shared dataset {name!r} not found under {where} (set {ENV_VARIABLE} to its parent)"
+
+
+def copy_record_start(records: Path, name: str, seconds: float, folder: Path) -> Path:
+    """Write the first ``seconds`` of MIT-BIH record ``name`` (from ``records``, a folder of
+    ``*.hea``/``*.dat``) into ``folder`` as a WFDB record of the same name; returns ``folder``."""
+    import wfdb
+
+    source = wfdb.rdrecord(str(records / name), physical=False)
+    stop = int(source.fs * seconds)
+    folder.mkdir(parents=True, exist_ok=True)
+    wfdb.wrsamp(
+        name,
+        fs=source.fs,
+        units=source.units,
+        sig_name=source.sig_name,
+        d_signal=source.d_signal[:stop],
+        fmt=source.fmt,
+        adc_gain=source.adc_gain,
+        baseline=source.baseline,
+        write_dir=str(folder),
+    )
+    return folder

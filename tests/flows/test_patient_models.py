@@ -213,29 +213,15 @@ def test_real_record_judged_by_its_own_model(prefect_harness, ecgmon_env, champi
     """MIT-BIH record 223, first 15 minutes: a 10-minute baseline, then the score flow; the
     patient model ranks the annotated abnormal beats of minutes 10-15 (118 of 450) above the
     normal ones."""
-    import wfdb
 
     from flows.score import score_flow
     from models.score_eval import evaluate_scores, read_scores
-    from tests.shared_data import missing_reason, shared_dataset
+    from tests.shared_data import copy_record_start, missing_reason, shared_dataset
 
     data = shared_dataset("mitbih")
     if data is None:
         pytest.skip(missing_reason("mitbih"))
-    source = wfdb.rdrecord(str(data / "records" / "223"), sampto=int(FS * 900), physical=False)
-    folder = tmp_path / "recordings"
-    folder.mkdir()
-    wfdb.wrsamp(
-        "223",
-        fs=source.fs,
-        units=source.units,
-        sig_name=source.sig_name,
-        d_signal=source.d_signal,
-        fmt=source.fmt,
-        adc_gain=source.adc_gain,
-        baseline=source.baseline,
-        write_dir=str(folder),
-    )
+    folder = copy_record_start(data / "records", "223", 900, tmp_path / "recordings")
     made = cli_json("baseline", "--source", str(folder), "--patient", "223", "--json")
     score_flow(source=str(folder))
     engine = create_db_engine(ecgmon_env.database_url_plain)

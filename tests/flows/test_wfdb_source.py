@@ -11,7 +11,7 @@ from ecgmon.db import create_db_engine
 from ecgmon.errors import EcgmonError
 from ecgmon.sources import open_source
 from ecgmon.wfdb_source import WfdbSource
-from tests.shared_data import missing_reason, shared_dataset
+from tests.shared_data import copy_record_start, missing_reason, shared_dataset
 from tests.wfdb_records import write_record
 
 pytestmark = pytest.mark.flow
@@ -101,7 +101,6 @@ def test_real_record_beats_match_the_expert_annotations(
     prefect_harness, ecgmon_env, champion, tmp_path
 ):
     """The first 5 minutes of MIT-BIH record 100: every scored beat is an annotated beat."""
-    import wfdb
 
     from flows.score import score_flow
 
@@ -109,18 +108,7 @@ def test_real_record_beats_match_the_expert_annotations(
     if data is None:
         pytest.skip(missing_reason("mitbih"))
     n = int(FS * 300)
-    source = wfdb.rdrecord(str(data / "records" / "100"), sampto=n, physical=False)
-    wfdb.wrsamp(
-        "100",
-        fs=source.fs,
-        units=source.units,
-        sig_name=source.sig_name,
-        d_signal=source.d_signal,
-        fmt=source.fmt,
-        adc_gain=source.adc_gain,
-        baseline=source.baseline,
-        write_dir=str(tmp_path),
-    )
+    copy_record_start(data / "records", "100", 300, tmp_path)
     result = score_flow(source=str(tmp_path))
     ids = [r[0] for r in scored(ecgmon_env)]
     samples = np.array([int(i.split(":")[2]) for i in ids])
