@@ -39,6 +39,7 @@ import pyarrow.parquet as pq  # noqa: E402
 
 log = logging.getLogger("bench")
 LENGTH = 140
+PIPELINE_RUN_ID = "bench-run-1"
 FILE_ROWS = 1_000_000
 CHUNK_ROWS = 100_000
 RESULT_COLUMNS = (
@@ -136,7 +137,7 @@ def child_main(args: argparse.Namespace) -> None:
     machine, process = psutil.cpu_times(), psutil.Process().cpu_times()
     faults, switches = resource.getrusage(resource.RUSAGE_SELF), psutil.Process().num_ctx_switches()
     started = time.perf_counter()
-    counts = _score_run(settings, args.child, "bench-run-1")
+    counts = _score_run(settings, args.child, PIPELINE_RUN_ID)
     seconds = time.perf_counter() - started
     machine_after, process_after = psutil.cpu_times(), psutil.Process().cpu_times()
     busy = _busy(machine_after) - _busy(machine)
@@ -232,11 +233,13 @@ def limit(url: str, folder: Path, detector) -> dict[str, float]:  # noqa: ANN001
     losses = [detector.losses(p["signals"]) for p in parts]
     t_infer = time.perf_counter() - started
     threshold = float(detector.threshold().value)
-    t_load = _bare_load(url, parts, losses, threshold)
+    from ecgmon.parquet_source import source_key  # the key the pipeline writes as `source`
+
+    t_load = _bare_load(url, parts, losses, threshold, source_key(folder))
     return {"read": t_read, "infer": t_infer, "load": t_load}
 
 
-def _bare_load(url: str, parts: list[dict], losses: list, threshold: float) -> float:
+def _bare_load(url: str, parts: list[dict], losses: list, threshold: float, source: str) -> float:
     import sqlalchemy as sa
 
     from ecgmon.persistence import copy_columns
@@ -247,7 +250,7 @@ def _bare_load(url: str, parts: list[dict], losses: list, threshold: float) -> f
     started = time.perf_counter()
     with engine.begin() as conn:
         for part, loss in zip(parts, losses, strict=True):
-            columns = _result_columns(part, loss, threshold)
+            columns = _result_columns(part, loss, threshold, source)
             if engine.dialect.name == "postgresql":  # binary COPY, the pipeline's own encoder
                 copy_columns(conn, "limit_scores", RESULT_COLUMNS, columns)
             else:
@@ -260,21 +263,22 @@ def _bare_load(url: str, parts: list[dict], losses: list, threshold: float) -> f
     return time.perf_counter() - started
 
 
-def _result_columns(part: dict, loss: np.ndarray, threshold: float) -> dict:
-    """The 13 result columns of one part as Arrow arrays (constants repeated)."""
+def _result_columns(part: dict, loss: np.ndarray, threshold: float, source: str) -> dict:
+    """The 13 result columns of one part as Arrow arrays (constants repeated): the values the
+    pipeline writes, down to its source key and run id, so both load rows of the same width."""
     n = len(loss)
     utc = pa.timestamp("us", tz="UTC")
     now = pa.scalar(datetime.now(UTC), utc)
     return {
         "record_id": pa.array(part["record_id"], pa.string()),
         "model_version": pa.repeat(pa.scalar(1, pa.int32()), n),
-        "source": pa.repeat(pa.scalar("bench"), n),
+        "source": pa.repeat(pa.scalar(source), n),
         "patient_id": pa.array(part["patient_id"], pa.string()),
         "recorded_at": pa.array(part["recorded_at"]).cast(utc),
         "loss": pa.array(loss), "threshold_version": pa.repeat(pa.scalar(1, pa.int32()), n),
         "threshold": pa.repeat(pa.scalar(threshold), n), "score_ratio": pa.array(loss / threshold),
         "baseline": pa.repeat(pa.scalar("population"), n),
-        "run_id": pa.repeat(pa.scalar("limit"), n),
+        "run_id": pa.repeat(pa.scalar(PIPELINE_RUN_ID), n),
         "is_anomaly": pa.array(loss > threshold), "scored_at": pa.repeat(now, n),
     }  # fmt: skip
 
