@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,6 +59,13 @@ def cli_json(*argv: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def baseline_of_rec1(folder: Path) -> dict:
+    """``ecgmon baseline`` of patient rec1 on the first 1.5 minutes of ``folder``."""
+    return cli_json(
+        "baseline", "--source", str(folder), "--patient", "rec1", "--minutes", "1.5", "--json"
+    )
+
+
 def cli_error(*argv: str) -> str:
     code, out, err = cli(*argv)
     assert code == 2, out
@@ -83,16 +91,7 @@ def test_patient_model_judges_its_patient_and_others_fall_back(
     folder = tmp_path / "recordings"
     peaks = write_patient(folder, "rec1", PREMATURE, seed=1)
     write_patient(folder, "rec2", (), seed=2)
-    made = cli_json(
-        "baseline",
-        "--source",
-        str(folder),
-        "--patient",
-        "rec1",
-        "--minutes",
-        "1.5",
-        "--json",
-    )
+    made = baseline_of_rec1(folder)
     version, threshold_version = made["patient_model_version"], made["patient_threshold_version"]
     assert made["baseline"] == f"patient:rec1:v{version}" and made["n_beats"] == 112
 
@@ -145,16 +144,7 @@ def test_patient_model_judges_its_patient_and_others_fall_back(
     pictures = sorted((tmp_path / "artifacts" / result["run_id"]).glob("*.png"))
     assert len(pictures) == 3 and all(p.read_bytes()[:4] == b"\x89PNG" for p in pictures)
 
-    again = cli_json(
-        "baseline",
-        "--source",
-        str(folder),
-        "--patient",
-        "rec1",
-        "--minutes",
-        "1.5",
-        "--json",
-    )
+    again = baseline_of_rec1(folder)
     assert again["patient_model_version"] > version
     assert get_version(engine, version)["status"] == "archived"
     assert query(
