@@ -117,9 +117,9 @@ class BatchWrite:
 
 def severity(score_ratio: np.ndarray) -> np.ndarray:
     """low (ratio < 1.5), medium (< 3) or high, for flagged beats."""
-    out = np.full(score_ratio.shape, "low", dtype=object)
-    out[score_ratio >= 1.5] = "medium"
-    out[score_ratio >= 3.0] = "high"
+    out = np.full(score_ratio.shape, SEVERITY_BOUNDS[-1][1], dtype=object)
+    for bound, name in reversed(SEVERITY_BOUNDS[:-1]):  # medium, then high over it
+        out[score_ratio >= bound] = name
     return out
 
 
@@ -212,13 +212,14 @@ def _copy_new_rows(conn: Connection, columns: dict, values: dict) -> bool:
     n = len(columns["record_id"])
     every = {k: pa.repeat(pa.scalar(v), n) for k, v in values.items()}
     every["flagged_at"] = every["scored_at"]
-    merged = {**columns, **every}
+    merged = {c: _arrow(v) for c, v in {**columns, **every}.items()}  # each converted once
     flagged = columns["is_anomaly"]
-    anomalies = {c: _arrow(merged[c]).filter(pa.array(flagged)) for c in _ANOMALY_COLUMNS}
     try:
         with conn.begin_nested():
             copy_columns(conn, "scores", _SCORE_COLUMNS, merged)
             if flagged.any():
+                mask = pa.array(flagged)
+                anomalies = {c: merged[c].filter(mask) for c in _ANOMALY_COLUMNS}
                 copy_columns(conn, "anomalies", _ANOMALY_COLUMNS, anomalies)
     except Exception as err:
         if getattr(err, "sqlstate", None) == _UNIQUE_VIOLATION:
