@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ecgmon.errors import DataFormatError, SourceNotFoundError
-from ecgmon.recordings import match_beats
+from ecgmon.recordings import MATCH_TOLERANCE_S, match_beats
 
-MATCH_TOLERANCE_S = 0.15
 HINT = "are they R-peak sample indices of this record (sample = seconds × fs), not seconds?"
 MAX_UNMATCHED_SHARE = 0.02
 """Listed beats the detector did not find may be at most this share of the list (it misses about

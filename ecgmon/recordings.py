@@ -324,6 +324,10 @@ def read_annotations(path: Path) -> Annotations:
     return Annotations(np.asarray(samples, dtype=np.int64)[order], np.asarray(symbols)[order])
 
 
+MATCH_TOLERANCE_S = 0.15
+"""How far apart (seconds) a detected beat and an annotated or listed beat may be to match."""
+
+
 def match_beats(detected: np.ndarray, annotated: np.ndarray, tolerance: int) -> np.ndarray:
     """For each detected peak (sorted, (n,)), the index of the annotation matched to it, or -1.
 

@@ -97,6 +97,8 @@ class ScoredBeats:
     threshold: np.ndarray
     threshold_version: np.ndarray
     baseline: np.ndarray
+    #: which beats the population autoencoder judged (n,) bool; None: all of them
+    by_autoencoder: np.ndarray | None = None
 
     @property
     def score_ratio(self) -> np.ndarray:

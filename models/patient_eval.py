@@ -23,7 +23,6 @@ from models.patient import MIN_BASELINE_BEATS, PatientBaseline, fit_patient_base
 log = logging.getLogger(__name__)
 
 BEAT_LENGTH = 140
-MATCH_TOLERANCE_S = 0.15
 MIN_ABNORMAL = 5
 
 
@@ -165,7 +164,7 @@ def _labels(
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Per detected peak: 0 normal, 1 abnormal, -1 unmatched; its symbol; detection figures."""
     notes = rec.read_annotations(data_dir / "annotations" / f"{name}annotations.txt").beats()
-    matched = rec.match_beats(peaks, notes.samples, int(round(MATCH_TOLERANCE_S * fs)))
+    matched = rec.match_beats(peaks, notes.samples, int(round(rec.MATCH_TOLERANCE_S * fs)))
     labels = np.where(matched >= 0, (notes.symbols[np.maximum(matched, 0)] != "N").astype(int), -1)
     n_matched = int((matched >= 0).sum())
     symbols = np.where(matched >= 0, notes.symbols[np.maximum(matched, 0)], "")
@@ -184,13 +183,17 @@ def _labels(
 
 def _metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
     """AUROC, F1 (abnormal positive) and false-alarm rate (flagged share of normal beats)."""
-    flags = scores > threshold
-    normal = labels == 0
-    both = 0 < labels.sum() < labels.size
+    return flag_metrics(labels, scores, scores > threshold) | {"threshold": float(threshold)}
+
+
+def flag_metrics(labels: np.ndarray, scores: np.ndarray, flags: np.ndarray) -> dict:
+    """AUROC of scores (n,); F1, false-alarm rate and recall of boolean flags (n,); labels (n,)
+    0 normal, 1 abnormal. AUROC is None unless both classes occur."""
+    flags = np.asarray(flags, dtype=bool)
+    normal, abnormal = labels == 0, labels == 1
     return {
-        "auroc": float(roc_auc_score(labels, scores)) if both else None,
+        "auroc": float(roc_auc_score(labels, scores)) if normal.any() and abnormal.any() else None,
         "f1": float(f1_score(labels, flags, zero_division=0)),
         "false_alarm_rate": float(flags[normal].mean()) if normal.any() else None,
-        "recall": float(flags[labels == 1].mean()) if (labels == 1).any() else None,
-        "threshold": float(threshold),
+        "recall": float(flags[abnormal].mean()) if abnormal.any() else None,
     }

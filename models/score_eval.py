@@ -14,12 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sklearn.metrics import f1_score, roc_auc_score
 from sqlalchemy.engine import Engine
 
 from ecgmon import recordings as rec
 from ecgmon.db import table
-from models.patient_eval import MATCH_TOLERANCE_S, MIN_ABNORMAL
+from models.patient_eval import MIN_ABNORMAL, flag_metrics
 
 
 def read_scores(engine: Engine, source: str | None = None) -> pd.DataFrame:
@@ -51,7 +50,7 @@ def evaluate_scores(frame: pd.DataFrame, data_dir: Path, after_minutes: float) -
         notes = rec.read_annotations(data_dir / "annotations" / f"{record}annotations.txt").beats()
         rows = rows.sort_values("sample")
         samples = rows["sample"].to_numpy()
-        matched = rec.match_beats(samples, notes.samples, int(round(MATCH_TOLERANCE_S * fs)))
+        matched = rec.match_beats(samples, notes.samples, int(round(rec.MATCH_TOLERANCE_S * fs)))
         after = (samples >= after_minutes * 60 * fs) & (matched >= 0)
         labels = (notes.symbols[matched[after]] != "N").astype(int)
         per_record[record] = {
@@ -79,17 +78,12 @@ def evaluate_scores(frame: pd.DataFrame, data_dir: Path, after_minutes: float) -
 def measure_flags(labels: np.ndarray, scores: np.ndarray, flags: np.ndarray) -> dict:
     """AUROC of scores (n,), F1/recall/false-alarm rate of the boolean flags (n,) against labels
     (n,) 0 normal, 1 abnormal; a record enters the mean with >= MIN_ABNORMAL abnormal beats."""
-    flags = np.asarray(flags, dtype=bool)
     normal, abnormal = labels == 0, labels == 1
-    both = normal.any() and abnormal.any()
     return {
         "n_normal": int(normal.sum()),
         "n_abnormal": int(abnormal.sum()),
-        "auroc": float(roc_auc_score(labels, scores)) if both else None,
-        "f1": float(f1_score(labels, flags, zero_division=0)),
-        "false_alarm_rate": float(flags[normal].mean()) if normal.any() else None,
-        "recall": float(flags[abnormal].mean()) if abnormal.any() else None,
-        "included": bool(both and abnormal.sum() >= MIN_ABNORMAL),
+        **flag_metrics(labels, scores, flags),
+        "included": bool(normal.any() and abnormal.sum() >= MIN_ABNORMAL),
     }
 
 

@@ -64,9 +64,10 @@ def score_beats(judge: Judge, beats: ValidBeats) -> ScoredBeats:
                 mine = (beats.patient_id == patient) & by_autoencoder
                 version[mine], threshold[mine] = judge.patients[patient]
                 baseline[mine] = patient_baseline_name(patient, judge.patients[patient][0])
+    rr = rr_context(beats) if own else None
     for patient, mine in own.items():
         model = judge.patient_models[patient]
-        loss[mine] = model.baseline.score(beats.signals[mine], rr_context(beats)[mine])
+        loss[mine] = model.baseline.score(beats.signals[mine], rr[mine])
         version[mine], threshold[mine], baseline[mine] = (
             model.threshold_version,
             model.threshold,
@@ -79,6 +80,7 @@ def score_beats(judge: Judge, beats: ValidBeats) -> ScoredBeats:
         threshold=threshold,
         threshold_version=version,
         baseline=baseline,
+        by_autoencoder=None if by_autoencoder.all() else by_autoencoder,
     )
 
 
@@ -104,10 +106,8 @@ def patient_model_masks(judge: Judge, beats: ValidBeats) -> dict[str, np.ndarray
 def autoencoder_losses(judge: Judge, scored: ScoredBeats) -> np.ndarray:
     """Losses (m,) of the beats the population autoencoder judged: the only ones on the scale of
     the model's reference losses (drift); patient-model scores are left out."""
-    own = patient_model_masks(judge, scored.beats)
-    if not own:
-        return scored.loss
-    return scored.loss[~np.logical_or.reduce(list(own.values()))]
+    mask = scored.by_autoencoder  # kept by score_beats: no second pass over the patients
+    return scored.loss if mask is None else scored.loss[mask]
 
 
 def rr_context(beats: ValidBeats) -> np.ndarray:

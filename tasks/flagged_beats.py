@@ -34,7 +34,6 @@ from models.registry import get_version, load_detector
 
 TOP_PICTURES = 3
 ARTIFACT_KEY = "score-flagged-beats"
-MATCH_TOLERANCE_S = 0.15
 
 
 @dataclass(frozen=True)
@@ -176,7 +175,7 @@ def annotation_marks(folder: Path, record: str) -> dict[int, str]:
 
 def _symbol_at(marks: dict[int, str], sample: int, fs: float) -> str:
     """The annotation symbol of the annotated beat nearest ``sample`` within 150 ms, else ""."""
-    near = [s for s in marks if abs(s - sample) <= MATCH_TOLERANCE_S * fs]
+    near = [s for s in marks if abs(s - sample) <= rec.MATCH_TOLERANCE_S * fs]
     return marks[min(near, key=lambda s: abs(s - sample))] if near else ""
 
 
