@@ -89,15 +89,20 @@ class DriftAccumulator:
     def count(self, losses: np.ndarray) -> dict[str, int | float | list[int]]:
         """The :meth:`state` of one chunk of losses (k,) alone; this accumulator is unchanged."""
         x = np.asarray(losses, dtype=np.float64)
-        x = x[np.isfinite(x)]
-        m = len(self._support) + 1
-        # cumulated, "right" indices count x < u[j] and "left" indices count x <= u[j]
+        x = np.sort(x[np.isfinite(x)])
+        n = x.size
+
+        def between(points: np.ndarray, side: str) -> list[int]:
+            # counts of sorted x in the gaps the points leave: the reference (thousands of
+            # values) is looked up in the chunk, not every loss in the reference
+            return np.diff(np.searchsorted(x, points, side), prepend=0, append=n).tolist()
+
         return {
-            "n": int(x.size),
+            "n": int(n),
             "total": float(x.sum()),
-            "bins": bin_counts(x, self.edges).tolist(),
-            "below": np.bincount(np.searchsorted(self._support, x, "right"), minlength=m).tolist(),
-            "at": np.bincount(np.searchsorted(self._support, x, "left"), minlength=m).tolist(),
+            "bins": between(self.edges, "right"),  # bin i: edges[i-1] < x <= edges[i]
+            "below": between(self._support, "left"),  # cumulated: x < u[j]
+            "at": between(self._support, "right"),  # cumulated: x <= u[j]
         }
 
     def state(self) -> dict[str, int | float | list[int]]:

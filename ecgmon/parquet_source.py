@@ -126,20 +126,25 @@ def _raw_batch(
 ) -> RawBatch:
     n = batch.num_rows
     names = batch.schema.names
-    patient = (
-        batch.column("patient_id").to_numpy(zero_copy_only=False)
-        if "patient_id" in names
-        else np.full(n, None, dtype=object)
-    )
+    patient = batch.column("patient_id") if "patient_id" in names else pa.nulls(n, pa.string())
     return RawBatch(
         source=source,
-        record_id=np.asarray(batch.column("record_id").to_numpy(zero_copy_only=False), object),
+        record_id=_ids(batch.column("record_id")),
         recorded_at=pd.Series(batch.column("recorded_at").to_pandas()),
-        patient_id=np.asarray(patient, dtype=object),
+        patient_id=_ids(patient),
         signals=_signals(batch, signal_columns),
         row_keys=RowNumbers(f"{stream}#row=", first, n),
         position=position,
     )
+
+
+def _ids(column: pa.Array) -> pa.Array | np.ndarray:
+    """A text column as it is (Arrow strings: no Python object per row on the hot path); any
+    other type as a numpy object array, for validation to judge row by row."""
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind):
+        return column
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
 
 
 def _signals(batch: pa.RecordBatch, columns: list[str]) -> np.ndarray | list:

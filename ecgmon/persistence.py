@@ -191,7 +191,8 @@ def _merge_scores(conn: Connection, write: BatchWrite) -> None:
         return
     conn.exec_driver_sql(_STAGE_DDL[dialect])
     if dialect == "postgresql":
-        values["unflagged"] = _as_list(columns["record_id"][~columns["is_anomaly"]])
+        unflagged = pa.array(~columns["is_anomaly"])
+        values["unflagged"] = _arrow(columns["record_id"]).filter(unflagged).to_pylist()
         copy_columns(conn, "stage_scores", STAGE_COLUMNS, columns)
     else:
         conn.exec_driver_sql("DELETE FROM stage_scores")

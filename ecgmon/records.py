@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -54,15 +55,16 @@ class RowNumbers(Sequence[str]):
 class RawBatch:
     """Up to ``batch_size`` records as read, before validation.
 
-    ``signals`` is either a float array (n, length) when every beat had the same length, or a
-    list of n 1-D arrays (None for a missing beat). ``row_keys`` name each row for rejections
-    (``file.parquet#row=12``) even when its record_id is missing.
+    ``record_id`` and ``patient_id`` are numpy object arrays or Arrow arrays (a Parquet text
+    column is passed on as it is). ``signals`` is either a float array (n, length) when every
+    beat had the same length, or a list of n 1-D arrays (None for a missing beat). ``row_keys``
+    name each row for rejections (``file.parquet#row=12``) even when its record_id is missing.
     """
 
     source: str
-    record_id: np.ndarray
+    record_id: np.ndarray | pa.Array
     recorded_at: pd.Series
-    patient_id: np.ndarray
+    patient_id: np.ndarray | pa.Array
     signals: np.ndarray | list
     row_keys: Sequence[str]
     position: StreamPosition
@@ -75,16 +77,26 @@ class RawBatch:
 
 @dataclass
 class ValidBeats:
-    """Beats that passed validation: ids, UTC times, patients (n,) and signals (n, length)."""
+    """Beats that passed validation: ids, UTC times, patients (n,) and signals (n, length).
 
-    record_id: np.ndarray
+    ``validate_batch`` gives ids and patients as Arrow string arrays (null: no patient); numpy
+    object arrays are accepted too (``patient_ids`` reads either)."""
+
+    record_id: np.ndarray | pa.Array
     recorded_at: pd.DatetimeIndex
-    patient_id: np.ndarray
+    patient_id: np.ndarray | pa.Array
     signals: np.ndarray
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.record_id)
+
+    def patient_ids(self) -> np.ndarray:
+        """Patient ids (n,) as a numpy object array (None: no patient)."""
+        values = self.patient_id
+        if isinstance(values, pa.Array | pa.ChunkedArray):
+            return np.asarray(values.to_numpy(zero_copy_only=False), dtype=object)
+        return values
 
 
 @dataclass

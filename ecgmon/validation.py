@@ -33,45 +33,72 @@ def validate_batch(
     times = _times(raw.recorded_at, reasons)
     signals = _signals(raw.signals, n, input_length, max_abs_amplitude, reasons)
     if not distinct:
-        _duplicates(ids, reasons)
+        _duplicates(ids.to_numpy(zero_copy_only=False), reasons)
     ok = np.equal(reasons, None)
     rejections = list(raw.rejections)
     for i in np.flatnonzero(~ok):
         reason, detail = reasons[i]
-        rejections.append(Rejection(_key(raw, ids, i), reason, detail, _payload(raw, i)))
+        rejections.append(Rejection(_key(raw, ids[i].as_py(), i), reason, detail, _payload(raw, i)))
+    everything = bool(ok.all())
+    keep = None if everything else pa.array(ok)
+    patients = _patients(raw.patient_id)
     valid = ValidBeats(
-        record_id=ids[ok].astype(str),
-        recorded_at=times[ok],
-        patient_id=_patients(raw.patient_id[ok]),
-        signals=signals if ok.all() else signals[ok],
+        record_id=ids if everything else ids.filter(keep),
+        recorded_at=times if everything else times[ok],
+        patient_id=patients if everything else patients.filter(keep),
+        signals=signals if everything else signals[ok],
         extra={name: values[ok] for name, values in raw.extra.items()},
     )
     return valid, rejections
 
 
-def _strings(values: np.ndarray) -> pa.Array | None:
+def _strings(values: np.ndarray | pa.Array) -> pa.Array | None:
     """``values`` as an Arrow string array (None/NaN -> null), or None if any is not a string."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            return values.cast(pa.string())
+        values = values.to_numpy(zero_copy_only=False)
     try:
         return pa.array(values, type=pa.string(), from_pandas=True)
     except (pa.ArrowException, TypeError, ValueError):
         return None
 
 
-def _ids(values: np.ndarray, reasons: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Stripped ids (n,) object, None where unusable; and whether they are known to be
+def _ids(values: np.ndarray | pa.Array, reasons: np.ndarray) -> tuple[pa.Array, bool]:
+    """Stripped ids (n,) as Arrow strings, null where unusable; and whether they are known to be
     distinct (then no row can repeat an earlier one: the per-row duplicate search is skipped)."""
     strings = _strings(values)
     if strings is None:  # not all strings: the per-row path
-        return _ids_per_row(values, reasons), False
+        return pa.array(_ids_per_row(_objects(values), reasons), pa.string()), False
     text = pc.utf8_trim_whitespace(strings)
     distinct = text.null_count == 0 and pc.count_distinct(text).as_py() == len(text)
-    ids = text.to_numpy(zero_copy_only=False)
     lengths = pc.utf8_length(text).fill_null(0).to_numpy(zero_copy_only=False)
-    _set_where(reasons, lengths == 0, "missing_record_id", "record_id is missing or empty")
-    ids[lengths == 0] = None
+    missing = lengths == 0
+    if missing.any():
+        _set_where(reasons, missing, "missing_record_id", "record_id is missing or empty")
+        text = pc.if_else(pa.array(missing), pa.scalar(None, pa.string()), text)
     for i in np.flatnonzero(lengths > MAX_ID_LENGTH):
         _set(reasons, i, "record_id_too_long", f"record_id has {lengths[i]} characters")
-    return ids, distinct
+    return text, distinct
+
+
+def _objects(values: np.ndarray | pa.Array) -> np.ndarray:
+    """Values (n,) as a numpy object array (an Arrow array's nulls become None)."""
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        return np.asarray(values.to_pylist(), dtype=object)
+    return values
+
+
+def _item(values: np.ndarray | pa.Array, i: int) -> object:
+    """Entry i as a Python value, from a numpy or an Arrow array."""
+    return values[i].as_py() if isinstance(values, pa.Array | pa.ChunkedArray) else values[i]
+
+
+def _take(values: np.ndarray | pa.Array, rows: np.ndarray) -> np.ndarray | pa.Array:
+    """The entries at ``rows`` (k,) int, from a numpy or an Arrow array."""
+    return values.take(pa.array(rows)) if isinstance(values, pa.Array) else values[rows]
 
 
 def _ids_per_row(values: np.ndarray, reasons: np.ndarray) -> np.ndarray:
@@ -157,15 +184,16 @@ def _duplicates(ids: np.ndarray, reasons: np.ndarray) -> None:
         _set(reasons, i, "duplicate_record_id", detail)
 
 
-def _patients(values: np.ndarray) -> np.ndarray:
+def _patients(values: np.ndarray | pa.Array) -> pa.Array:
+    """Patient ids (n,) as Arrow strings, null where missing; other values as their text."""
     strings = _strings(values)
     if strings is not None:
-        return strings.to_numpy(zero_copy_only=False)
-    out = np.empty(len(values), dtype=object)
-    for i, value in enumerate(values):
-        missing = value is None or (isinstance(value, float) and np.isnan(value))
-        out[i] = None if missing else str(value)
-    return out
+        return strings
+    text = [
+        None if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+        for value in _objects(values)
+    ]
+    return pa.array(text, pa.string())
 
 
 def _set_where(reasons: np.ndarray, mask: np.ndarray, reason: str, detail: str) -> None:
@@ -180,8 +208,8 @@ def _set(reasons: np.ndarray, i: int, reason: str, detail: str) -> None:
         reasons[i] = (reason, detail)
 
 
-def _key(raw: RawBatch, ids: np.ndarray, i: int) -> str:
-    return f"{raw.row_keys[i]}:{ids[i]}" if ids[i] else raw.row_keys[i]
+def _key(raw: RawBatch, record_id: str | None, i: int) -> str:
+    return f"{raw.row_keys[i]}:{record_id}" if record_id else raw.row_keys[i]
 
 
 def _payload(raw: RawBatch, i: int) -> str:
@@ -189,9 +217,9 @@ def _payload(raw: RawBatch, i: int) -> str:
     beat = raw.signals[i]
     signal = None if beat is None else np.asarray(beat, dtype=object).ravel().tolist()
     row = {
-        "record_id": raw.record_id[i],
+        "record_id": _item(raw.record_id, i),
         "recorded_at": raw.recorded_at.iloc[i],
-        "patient_id": raw.patient_id[i],
+        "patient_id": _item(raw.patient_id, i),
         "signal": signal,
     }
     return json.dumps(row, default=str, allow_nan=True)
@@ -202,8 +230,8 @@ class SeenIds:
 
     8 bytes per id instead of a Python set entry (~100 bytes), so a run of 10 million beats
     stays flat in memory. Two different ids share a hash with probability ~n²/2⁶⁵ (about 3e-6
-    for 10 million ids); such a beat is rejected as a repeat (quarantined, not lost). The hash is
-    Python's own string hash (SipHash, cached on each str): the set lives only in this process.
+    for 10 million ids); such a beat is rejected as a repeat (quarantined, not lost). The hash
+    (:func:`hash_strings`) is computed from the Arrow buffers: no Python object per id.
     """
 
     #: Sorted runs are merged until they reach this many hashes (8 MB), then kept as they are:
@@ -216,11 +244,11 @@ class SeenIds:
     def __len__(self) -> int:
         return sum(len(run) for run in self._runs)
 
-    def check_and_add(self, ids: np.ndarray) -> np.ndarray:
-        """Which of ``ids`` (n,) object (str or None) an earlier call saw; then remember them."""
-        present = np.not_equal(ids, None)
-        kept = ids[present]
-        hashes = np.fromiter(map(hash, kept), dtype=np.int64, count=len(kept)).view(np.uint64)
+    def check_and_add(self, ids: pa.Array) -> np.ndarray:
+        """Which of ``ids`` (n,) Arrow strings (null: no id) an earlier call saw; then remember
+        them. Returns (n,) bool."""
+        present = ids.is_valid().to_numpy(zero_copy_only=False)
+        hashes = hash_strings(ids.drop_null())
         order = np.argsort(hashes)
         ordered = hashes[order]  # sorted probes: searchsorted walks each run in order
         hit = np.zeros(len(ordered), dtype=bool)
@@ -239,6 +267,51 @@ class SeenIds:
         return found
 
 
+_M1, _M2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)  # MurmurHash3 fmix64
+_SEED = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _fmix(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finaliser (a bijection with full avalanche), in place on (n,)."""
+    h ^= h >> np.uint64(33)
+    h *= _M1
+    h ^= h >> np.uint64(33)
+    h *= _M2
+    h ^= h >> np.uint64(33)
+    return h
+
+
+def hash_strings(values: pa.Array) -> np.ndarray:
+    """A 64-bit hash (n,) uint64 of each string of an Arrow string array without nulls.
+
+    Read from the array's buffers: each string is zero-padded to whole 8-byte words and the words
+    are folded in with MurmurHash3's finaliser, seeded with the length. Not keyed: fine for ids
+    the pipeline only compares with each other, not for input chosen to collide.
+    """
+    values = values.cast(pa.string())
+    n = len(values)
+    if values.null_count:
+        raise ValueError("hash_strings takes no nulls")
+    if n == 0:
+        return np.empty(0, dtype=np.uint64)
+    _, offsets_buffer, data_buffer = values.buffers()
+    offsets = np.frombuffer(offsets_buffer, np.int32, n + 1, values.offset * 4).astype(np.int64)
+    data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.empty(0, np.uint8)
+    lengths = np.diff(offsets)
+    width = max(8, -(-int(lengths.max()) // 8) * 8)
+    columns = np.arange(width)
+    index = offsets[:-1, None] + columns  # each string's bytes and those after it ...
+    np.minimum(index, max(len(data) - 1, 0), out=index)
+    padded = data.take(index) if len(data) else np.zeros((n, width), np.uint8)
+    padded[columns >= lengths[:, None]] = 0  # ... zeroed past its end
+    words = padded.view("<u8")
+    h = _fmix(lengths.astype(np.uint64) ^ _SEED)
+    for j in range(words.shape[1]):
+        h ^= words[:, j]
+        h = _fmix(h)
+    return h
+
+
 def split_repeats(raw: RawBatch, seen: SeenIds | set[str]) -> tuple[RawBatch, list[Rejection]]:
     """Rows whose record_id an earlier batch of the same run already had become rejections.
 
@@ -250,15 +323,16 @@ def split_repeats(raw: RawBatch, seen: SeenIds | set[str]) -> tuple[RawBatch, li
     if isinstance(seen, SeenIds):
         repeat = seen.check_and_add(ids)
     else:
-        repeat = np.array([bool(i) and i in seen for i in ids], dtype=bool)
-        seen.update(i for i in ids if i)
+        listed = ids.to_pylist()
+        repeat = np.array([i is not None and i in seen for i in listed], dtype=bool)
+        seen.update(i for i in listed if i is not None)
     if not repeat.any():
         return raw, []
     rejections = [
         Rejection(
-            f"{raw.row_keys[i]}:{ids[i]}",
+            f"{raw.row_keys[i]}:{ids[i].as_py()}",
             "duplicate_record_id",
-            f"record_id {ids[i]!r} appears in an earlier batch of this run",
+            f"record_id {ids[i].as_py()!r} appears in an earlier batch of this run",
             _payload(raw, i),
         )
         for i in np.flatnonzero(repeat)
@@ -268,9 +342,9 @@ def split_repeats(raw: RawBatch, seen: SeenIds | set[str]) -> tuple[RawBatch, li
     kept_signals = signals[keep] if isinstance(signals, np.ndarray) else [signals[i] for i in keep]
     kept = RawBatch(
         source=raw.source,
-        record_id=raw.record_id[keep],
+        record_id=_take(raw.record_id, keep),
         recorded_at=raw.recorded_at.iloc[keep].reset_index(drop=True),
-        patient_id=raw.patient_id[keep],
+        patient_id=_take(raw.patient_id, keep),
         signals=kept_signals,
         row_keys=[raw.row_keys[i] for i in keep],
         position=raw.position,
@@ -280,12 +354,11 @@ def split_repeats(raw: RawBatch, seen: SeenIds | set[str]) -> tuple[RawBatch, li
     return kept, rejections
 
 
-def _trimmed_ids(values: np.ndarray) -> np.ndarray:
-    """Ids (n,) object: stripped text, None where missing or empty."""
+def _trimmed_ids(values: np.ndarray | pa.Array) -> pa.Array:
+    """Ids (n,) as Arrow strings: stripped text, null where missing or empty."""
     strings = _strings(values)
     if strings is None:
-        ids = [None if v is None else str(v).strip() for v in values]
-        return np.array([i or None for i in ids], dtype=object)
-    ids = pc.utf8_trim_whitespace(strings).to_numpy(zero_copy_only=False)
-    ids[np.equal(ids, "")] = None
-    return ids
+        ids = [None if v is None else str(v).strip() for v in _objects(values)]
+        return pa.array([i or None for i in ids], pa.string())
+    text = pc.utf8_trim_whitespace(strings)
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)

@@ -100,7 +100,7 @@ def replay(settings, source: str | None = None, reason: str | None = None) -> di
         with source_lock(engine, key):
             valid, still = validate_batch(payload_batch(key, group), judge.detector.input_length)
             scored = score_beats(judge, valid)
-            passed = set(valid.record_id.tolist())
+            passed = set(valid.record_id.to_pylist())
             position = StreamPosition(REPLAY_STREAM, len(passed), complete=True)
             commit_batch(
                 engine,

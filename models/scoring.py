@@ -59,9 +59,10 @@ def score_beats(judge: Judge, beats: ValidBeats) -> ScoredBeats:
     version = np.full(n, judge.threshold_version, dtype=np.int64)
     baseline = np.full(n, judge.baseline, dtype=object)
     if judge.patients and n:
-        for patient in pd.unique(beats.patient_id):
+        patients = beats.patient_ids()
+        for patient in pd.unique(patients):
             if patient in judge.patients:
-                mine = (beats.patient_id == patient) & by_autoencoder
+                mine = (patients == patient) & by_autoencoder
                 version[mine], threshold[mine] = judge.patients[patient]
                 baseline[mine] = patient_baseline_name(patient, judge.patients[patient][0])
     rr = rr_context(beats) if own else None
@@ -91,11 +92,12 @@ def patient_model_masks(judge: Judge, beats: ValidBeats) -> dict[str, np.ndarray
         return {}
     lead = beats.extra.get("lead")
     masks = {}
-    for patient in pd.unique(beats.patient_id):
+    patients = beats.patient_ids()
+    for patient in pd.unique(patients):
         model = judge.patient_models.get(patient)
         if model is None:
             continue
-        mine = beats.patient_id == patient
+        mine = patients == patient
         if model.lead is not None and lead is not None:
             mine &= lead == model.lead
         if mine.any():

@@ -23,7 +23,7 @@ def raw(ids, times, signals, patients=None) -> RawBatch:
 def test_good_rows_pass_unchanged():
     sig = np.arange(12, dtype=np.float32).reshape(3, 4)
     valid, rejected = validate_batch(raw(["a", "b", "c"], ["2026-01-01T00:00:00Z"] * 3, sig), 4)
-    assert rejected == [] and list(valid.record_id) == ["a", "b", "c"]
+    assert rejected == [] and valid.record_id.to_pylist() == ["a", "b", "c"]
     np.testing.assert_array_equal(valid.signals, sig)
     assert str(valid.recorded_at.tz) == "UTC"
 
@@ -45,7 +45,7 @@ def test_each_fault_has_its_reason():
         r.record_key.split(":")[-1] if ":" in r.record_key else r.record_key: r.reason
         for r in rejected
     }
-    assert list(valid.record_id) == ["ok"]
+    assert valid.record_id.to_pylist() == ["ok"]
     assert reasons == {
         "nan": "non_finite",
         "short": "wrong_length",
@@ -67,5 +67,5 @@ def test_duplicates_and_bad_times_are_rejected_and_timezones_normalised():
         "missing_recorded_at",
         "missing_recorded_at",
     ]
-    assert list(valid.record_id) == ["a"]
+    assert valid.record_id.to_pylist() == ["a"]
     assert valid.recorded_at[0] == pd.Timestamp("2026-01-01T00:00:00Z")

@@ -77,7 +77,7 @@ def test_validate_batch_conserves_and_explains(rows, as_array):
     assert len(valid) + len(rejected) == len(raw)
     assert valid.signals.shape == (len(valid), LENGTH)
     assert np.isfinite(valid.signals).all()
-    assert len(set(valid.record_id)) == len(valid)  # no id twice among valid beats
+    assert len(set(valid.record_id.to_pylist())) == len(valid)  # no id twice among valid beats
     assert not len(valid) or str(valid.recorded_at.tz) == "UTC"
     for r in rejected:
         assert r.reason in REASONS and r.detail
