@@ -296,7 +296,7 @@ def hash_strings(values: pa.Array) -> np.ndarray:
         return np.empty(0, dtype=np.uint64)
     _, offsets_buffer, data_buffer = values.buffers()
     offsets = np.frombuffer(offsets_buffer, np.int32, n + 1, values.offset * 4).astype(np.int64)
-    data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.empty(0, np.uint8)
+    data = np.frombuffer(data_buffer or b"", np.uint8)
     lengths = np.diff(offsets)
     width = max(8, -(-int(lengths.max()) // 8) * 8)
     columns = np.arange(width)

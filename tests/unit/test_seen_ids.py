@@ -24,9 +24,8 @@ def test_distinct_ids_get_distinct_hashes():
 
 def test_long_and_empty_arrays():
     long = "x" * 300
-    assert hash_strings(pa.array([long, long + "y"])).tolist()[0] != hash_strings(
-        pa.array([long + "y"])
-    ).tolist()[0]
+    pair = hash_strings(pa.array([long, long + "y"]))
+    assert pair[0] != pair[1] and pair[1] == hash_strings(pa.array([long + "y"]))[0]
     assert hash_strings(pa.array([], pa.string())).shape == (0,)
     assert hash_strings(pa.array(["", ""])).tolist()[0] == hash_strings(pa.array([""]))[0]
     with pytest.raises(ValueError, match="no nulls"):
