@@ -115,12 +115,21 @@ class BatchWrite:
     drift: dict | None = None
 
 
-def severity(score_ratio: np.ndarray) -> np.ndarray:
-    """low (ratio < 1.5), medium (< 3) or high, for flagged beats."""
-    out = np.full(score_ratio.shape, SEVERITY_BOUNDS[-1][1], dtype=object)
+def severity(score_ratio: np.ndarray) -> pa.Array:
+    """low (ratio < 1.5), medium (< 3) or high, for flagged beats (Arrow strings)."""
+    ratio = pa.array(score_ratio)
+    out = pa.repeat(pa.scalar(SEVERITY_BOUNDS[-1][1]), len(ratio))
     for bound, name in reversed(SEVERITY_BOUNDS[:-1]):  # medium, then high over it
-        out[score_ratio >= bound] = name
+        out = pc.if_else(pc.greater_equal(ratio, bound), name, out)
     return out
+
+
+def _labels(values: np.ndarray) -> np.ndarray | pa.Array:
+    """A column of labels (n,) object; one label repeated (the usual case) as an Arrow array
+    built without a Python object per row."""
+    if len(values) and (values == values[0]).all():
+        return pa.repeat(pa.scalar(values[0], pa.string()), len(values))
+    return values
 
 
 def commit_batch(
@@ -164,7 +173,7 @@ def _stage_columns(write: BatchWrite, dialect: str) -> dict[str, np.ndarray | pa
         "threshold_version": scored.threshold_version.astype(np.int64, copy=False),
         "threshold": scored.threshold.astype(np.float64, copy=False),
         "score_ratio": ratio.astype(np.float64, copy=False),
-        "baseline": scored.baseline,
+        "baseline": _labels(scored.baseline),
         "is_anomaly": scored.is_anomaly.astype(bool, copy=False),
         "severity": severity(ratio),
     }
