@@ -44,7 +44,9 @@ def lock_key(source_key: str) -> int:
 
 @contextmanager
 def source_lock(engine: Engine, source_key: str, wait: bool = True) -> Iterator[None]:
-    """Hold the run lock of ``source_key`` for the block (wait for it, or raise when busy)."""
+    """Hold the run lock of ``source_key`` for the block (wait for it, or raise when busy).
+
+    Any stable name works as a key: the model registry takes one to allocate versions."""
     if engine.dialect.name == "postgresql":
         with _pg_lock(engine, source_key, wait):
             yield

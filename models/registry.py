@@ -11,9 +11,13 @@ from sqlalchemy.engine import Connection, Engine
 from ecgmon.clock import utcnow
 from ecgmon.db import table
 from ecgmon.errors import ConfigurationError, ModelNotFoundError, NoChampionError
+from ecgmon.locking import source_lock
 from models.detector import AutoencoderDetector
 from models.store import artifact_uri, load_artifacts, save_artifacts
 from models.thresholds import Threshold
+
+#: The lock name registrations take (``ecgmon.locking.source_lock`` works for any stable name).
+REGISTRY_LOCK = "registry:model_versions"
 
 
 @dataclass(frozen=True)
@@ -62,25 +66,22 @@ def register_version(
 ) -> int:
     """Allocate the next version, ``save(uri)`` its artifacts (returns their sha256) and insert
     ``row`` (every ``model_versions`` column but version, artifact_uri and artifact_sha256);
-    ``then(conn, version)`` runs in the same transaction. Returns the new version number."""
+    ``then(conn, version)`` runs in the same transaction. Returns the new version number.
+
+    Registrations are serialised by the registry lock (across processes): without it two
+    concurrent ones could both pick version N and write their artifacts to the same place, and
+    the one whose row lost would leave its files in place of the winner's."""
     versions = table(engine, "model_versions")
-    for _attempt in range(5):
-        with engine.begin() as conn:
-            version = (conn.execute(sa.select(sa.func.max(versions.c.version))).scalar() or 0) + 1
-            uri = uri_of(version)
-            sha = save(uri)
-            try:
-                conn.execute(
-                    versions.insert().values(
-                        **row, version=version, artifact_uri=uri, artifact_sha256=sha
-                    )
-                )
-            except sa.exc.IntegrityError:
-                continue
-            if then is not None:
-                then(conn, version)
-            return version
-    raise RuntimeError("could not allocate a model version after 5 attempts")
+    with source_lock(engine, REGISTRY_LOCK), engine.begin() as conn:
+        version = (conn.execute(sa.select(sa.func.max(versions.c.version))).scalar() or 0) + 1
+        uri = uri_of(version)
+        sha = save(uri)  # a leftover of a registration that died before its insert is replaced
+        conn.execute(
+            versions.insert().values(**row, version=version, artifact_uri=uri, artifact_sha256=sha)
+        )
+        if then is not None:
+            then(conn, version)
+        return version
 
 
 def _version_row(detector: AutoencoderDetector) -> dict:
