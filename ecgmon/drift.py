@@ -89,7 +89,9 @@ class DriftAccumulator:
     def count(self, losses: np.ndarray) -> dict[str, int | float | list[int]]:
         """The :meth:`state` of one chunk of losses (k,) alone; this accumulator is unchanged."""
         x = np.asarray(losses, dtype=np.float64)
-        x = np.sort(x[np.isfinite(x)])
+        x = x[np.isfinite(x)]
+        total = float(x.sum())  # summed in the chunk's own order, as a one-shot report sums
+        x.sort()
         n = x.size
 
         def between(points: np.ndarray, side: str) -> list[int]:
@@ -99,7 +101,7 @@ class DriftAccumulator:
 
         return {
             "n": int(n),
-            "total": float(x.sum()),
+            "total": total,
             "bins": between(self.edges, "right"),  # bin i: edges[i-1] < x <= edges[i]
             "below": between(self._support, "left"),  # cumulated: x < u[j]
             "at": between(self._support, "right"),  # cumulated: x <= u[j]

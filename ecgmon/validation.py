@@ -98,7 +98,8 @@ def _item(values: np.ndarray | pa.Array, i: int) -> object:
 
 def _take(values: np.ndarray | pa.Array, rows: np.ndarray) -> np.ndarray | pa.Array:
     """The entries at ``rows`` (k,) int, from a numpy or an Arrow array."""
-    return values.take(pa.array(rows)) if isinstance(values, pa.Array) else values[rows]
+    arrow = isinstance(values, pa.Array | pa.ChunkedArray)
+    return values.take(pa.array(rows)) if arrow else values[rows]
 
 
 def _ids_per_row(values: np.ndarray, reasons: np.ndarray) -> np.ndarray:
