@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -27,7 +29,7 @@ from ecgmon.sources import Source, bound_window, open_source
 from ecgmon.validation import SeenIds, split_repeats, validate_batch
 from models.patient_registry import active_patient_models
 from models.patient_thresholds import active_patient_thresholds
-from models.registry import active_threshold, champion_version, load_detector
+from models.registry import active_threshold, champion_version, get_version, load_detector
 from models.scoring import Judge, autoencoder_losses, score_beats
 
 log = logging.getLogger(__name__)
@@ -89,7 +91,11 @@ def load_judge(settings: Settings, ref: JudgeRef) -> Judge:
 
 
 def score_batches(
-    settings: Settings, source: Source, judge: Judge, run_id: str, batches: Iterable[RawBatch]
+    settings: Settings,
+    source: Source,
+    judge: Judge | Future[Judge],
+    run_id: str,
+    batches: Iterable[RawBatch],
 ) -> ScoreCounts:
     """Validate, score and commit each raw batch in its own transaction; returns the counts.
 
@@ -98,26 +104,30 @@ def score_batches(
     (the database works in its own process). Queues hold at most ``PIPELINE_DEPTH`` batches each,
     so memory is bounded by the batch size. If reading or scoring fails, batches already scored
     are still committed before the error is raised; if a commit fails, nothing after it is.
+    ``judge`` may still be loading (a Future): the reader starts first and reads ahead meanwhile.
     """
     release_freed_buffers()  # memory bounded by the batch size over long runs (ecgmon.memory)
     engine = create_db_engine(settings.database_url_plain)
     counts = ScoreCounts()
     seen = SeenIds()  # ids of earlier batches: a repeat is rejected, not overwritten
     busy = StageTimes()
-    drift = DriftAccumulator(judge.detector.calibration_losses)  # counted per batch, see 0002
-    with _Committer(engine, counts, busy) as committer:
-        for raw in _prefetch(busy.timed("read", batches), PIPELINE_DEPTH):
-            started = time.perf_counter()
-            n_read = len(raw) + len(raw.rejections)
-            raw, repeats = split_repeats(raw, seen)
-            valid, rejections = validate_batch(raw, judge.detector.input_length)
-            busy.add("validate", started)
-            started = time.perf_counter()
-            scored = score_beats(judge, valid)
-            busy.add("infer", started)
-            valid.signals = np.empty((len(valid), 0), np.float32)  # the writer needs no samples
-            committer.put(
-                BatchWrite(
+    reader = _prefetch(busy.timed("read", batches), PIPELINE_DEPTH)
+    try:
+        first = list(itertools.islice(reader, 1))  # starts the reader thread ...
+        judge = judge.result() if isinstance(judge, Future) else judge  # ... as the model loads
+        drift = DriftAccumulator(judge.detector.calibration_losses)  # counted per batch, see 0002
+        with _Committer(engine, counts, busy) as committer:
+            for raw in itertools.chain(first, reader):
+                started = time.perf_counter()
+                n_read = len(raw) + len(raw.rejections)
+                raw, repeats = split_repeats(raw, seen)
+                valid, rejections = validate_batch(raw, judge.detector.input_length)
+                busy.add("validate", started)
+                started = time.perf_counter()
+                scored = score_beats(judge, valid)
+                busy.add("infer", started)
+                valid.signals = np.empty((len(valid), 0), np.float32)  # the writer needs none
+                write = BatchWrite(
                     run_id,
                     source.key,
                     judge.model_version,
@@ -127,7 +137,9 @@ def score_batches(
                     n_read,
                     drift=_drift_counts(drift, judge, scored),
                 )
-            )
+                committer.put(write)
+    finally:
+        reader.close()  # stops the reader thread when scoring ended early
     log.info("busy seconds per stage (stages overlap): %s", busy)
     counts.stage_seconds.update(busy)
     return counts
@@ -307,17 +319,25 @@ def score_new_records(
     """Read what is new in a source (past its watermarks, up to ``as_of``), score, commit."""
     release_freed_buffers()  # before the model loads: see ecgmon.memory
     engine = create_db_engine(settings.database_url_plain)
-    started = time.perf_counter()
-    judge = load_judge(settings, ref)
-    loaded = time.perf_counter() - started
-    length = judge.detector.input_length  # recordings are cut into beats of this length
-    source = bound_window(open_source(source_spec, table, length), as_of)
-    with source_lock(engine, source.key):  # a concurrent run waits, then sees our watermark
-        marks = read_watermarks(engine, source.key)
-        counts = score_batches(
-            settings, source, judge, run_id, source.new_batches(marks, settings.batch_size)
-        )
-    counts.stage_seconds["load_model"] = loaded
+    loaded: list[float] = []
+
+    def load() -> Judge:
+        started = time.perf_counter()
+        judge = load_judge(settings, ref)
+        loaded.append(time.perf_counter() - started)
+        return judge
+
+    # the model loads in its own thread while the source opens and its first batches are read
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecgmon-load-model") as loader:
+        judge = loader.submit(load)
+        length = get_version(engine, ref.model_version)["input_length"]  # beats are cut to it
+        source = bound_window(open_source(source_spec, table, length), as_of)
+        with source_lock(engine, source.key):  # a concurrent run waits, then sees our watermark
+            marks = read_watermarks(engine, source.key)
+            counts = score_batches(
+                settings, source, judge, run_id, source.new_batches(marks, settings.batch_size)
+            )
+    counts.stage_seconds["load_model"] = loaded[0] if loaded else 0.0
     return counts
 
 

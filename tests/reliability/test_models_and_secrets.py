@@ -37,6 +37,32 @@ def test_a_tampered_metadata_file_is_refused(ecgmon_env, champion):
         load_detector(engine, champion)
 
 
+def test_a_score_run_with_a_tampered_model_writes_nothing_and_stops_reading(
+    ecgmon_env, champion, synthetic_set, tmp_path
+):
+    """The model loads while the first batches are read: its refusal still ends the run
+    before any row is written, and the reader thread does not outlive it."""
+    import threading
+
+    from models.detector import MODEL_FILE
+    from models.registry import get_version
+    from tasks.scoring import resolve_judge, score_new_records
+    from tests.conftest import write_day
+
+    engine = create_db_engine(ecgmon_env.database_url_plain)
+    folder = tmp_path / "beats"
+    write_day(folder, "2026-11-01", synthetic_set.signals[:300])
+    model_file = Path(get_version(engine, champion)["artifact_uri"]) / MODEL_FILE
+    model_file.write_bytes(model_file.read_bytes() + b"\0evil")
+    settings = ecgmon_env.model_copy(update={"batch_size": 50})  # several batches to read ahead
+    with pytest.raises(ArtifactIntegrityError):
+        score_new_records(settings, str(folder), None, resolve_judge(settings), "run-tampered")
+    with engine.connect() as conn:
+        for name in ("scores", "ingest_watermarks", "rejected_records"):
+            assert conn.exec_driver_sql(f"SELECT count(*) FROM {name}").scalar() == 0
+    assert not [t for t in threading.enumerate() if t.name == "ecgmon-read"]
+
+
 def test_models_load_in_safe_mode_and_nothing_is_unpickled():
     detector = (ROOT / "models" / "detector.py").read_text()
     assert "safe_mode=True" in detector
