@@ -10,6 +10,16 @@ import pandas as pd
 import pyarrow as pa
 
 
+def as_objects(values: np.ndarray | pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Values (n,) as a numpy object array of Python values (an Arrow null becomes None); a
+    numpy array is returned as it is."""
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        out = np.empty(len(values), dtype=object)
+        out[:] = values.to_pylist()
+        return out
+    return values
+
+
 @dataclass(frozen=True)
 class Rejection:
     """One quarantined input: a record, or a whole file, with a machine-readable reason."""
@@ -93,10 +103,7 @@ class ValidBeats:
 
     def patient_ids(self) -> np.ndarray:
         """Patient ids (n,) as a numpy object array (None: no patient)."""
-        values = self.patient_id
-        if isinstance(values, pa.Array | pa.ChunkedArray):
-            return np.asarray(values.to_numpy(zero_copy_only=False), dtype=object)
-        return values
+        return as_objects(self.patient_id)
 
 
 @dataclass

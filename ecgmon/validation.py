@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ecgmon.records import RawBatch, Rejection, ValidBeats
+from ecgmon.records import RawBatch, Rejection, ValidBeats, as_objects
 
 MAX_ABS_AMPLITUDE = 1e4
 MAX_ID_LENGTH = 256
@@ -71,7 +71,7 @@ def _ids(values: np.ndarray | pa.Array, reasons: np.ndarray) -> tuple[pa.Array, 
     distinct (then no row can repeat an earlier one: the per-row duplicate search is skipped)."""
     strings = _strings(values)
     if strings is None:  # not all strings: the per-row path
-        return pa.array(_ids_per_row(_objects(values), reasons), pa.string()), False
+        return pa.array(_ids_per_row(as_objects(values), reasons), pa.string()), False
     text = pc.utf8_trim_whitespace(strings)
     distinct = text.null_count == 0 and pc.count_distinct(text).as_py() == len(text)
     lengths = pc.utf8_length(text).fill_null(0).to_numpy(zero_copy_only=False)
@@ -82,13 +82,6 @@ def _ids(values: np.ndarray | pa.Array, reasons: np.ndarray) -> tuple[pa.Array, 
     for i in np.flatnonzero(lengths > MAX_ID_LENGTH):
         _set(reasons, i, "record_id_too_long", f"record_id has {lengths[i]} characters")
     return text, distinct
-
-
-def _objects(values: np.ndarray | pa.Array) -> np.ndarray:
-    """Values (n,) as a numpy object array (an Arrow array's nulls become None)."""
-    if isinstance(values, pa.Array | pa.ChunkedArray):
-        return np.asarray(values.to_pylist(), dtype=object)
-    return values
 
 
 def _item(values: np.ndarray | pa.Array, i: int) -> object:
@@ -192,7 +185,7 @@ def _patients(values: np.ndarray | pa.Array) -> pa.Array:
         return strings
     text = [
         None if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
-        for value in _objects(values)
+        for value in as_objects(values)
     ]
     return pa.array(text, pa.string())
 
@@ -359,7 +352,7 @@ def _trimmed_ids(values: np.ndarray | pa.Array) -> pa.Array:
     """Ids (n,) as Arrow strings: stripped text, null where missing or empty."""
     strings = _strings(values)
     if strings is None:
-        ids = [None if v is None else str(v).strip() for v in _objects(values)]
+        ids = [None if v is None else str(v).strip() for v in as_objects(values)]
         return pa.array([i or None for i in ids], pa.string())
     text = pc.utf8_trim_whitespace(strings)
     return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
