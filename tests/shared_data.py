@@ -39,15 +39,15 @@ def copy_record_start(records: Path, name: str, seconds: float, folder: Path) ->
     ``*.hea``/``*.dat``) into ``folder`` as a WFDB record of the same name; returns ``folder``."""
     import wfdb
 
-    source = wfdb.rdrecord(str(records / name), physical=False)
-    stop = int(source.fs * seconds)
+    stop = int(wfdb.rdheader(str(records / name)).fs * seconds)
+    source = wfdb.rdrecord(str(records / name), sampto=stop, physical=False)
     folder.mkdir(parents=True, exist_ok=True)
     wfdb.wrsamp(
         name,
         fs=source.fs,
         units=source.units,
         sig_name=source.sig_name,
-        d_signal=source.d_signal[:stop],
+        d_signal=source.d_signal,
         fmt=source.fmt,
         adc_gain=source.adc_gain,
         baseline=source.baseline,

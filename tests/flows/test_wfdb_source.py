@@ -101,7 +101,6 @@ def test_real_record_beats_match_the_expert_annotations(
     prefect_harness, ecgmon_env, champion, tmp_path
 ):
     """The first 5 minutes of MIT-BIH record 100: every scored beat is an annotated beat."""
-
     from flows.score import score_flow
 
     data = shared_dataset("mitbih")
