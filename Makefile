@@ -27,9 +27,12 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
+# ruff on the real folders (flows/, tasks/, models/ are linked into ecgmon/ and read once), then
+# the import contracts of pyproject.toml ([tool.importlinter]).
 lint: install
 	$(BIN)/ruff check ecgmon models tasks flows tests benchmarks
 	$(BIN)/ruff format --check ecgmon models tasks flows tests benchmarks
+	$(BIN)/lint-imports
 
 # Throughput benchmark (docs/performance.md). BENCH_ROWS beats; PostgreSQL too when
 # ECGMON_BENCH_POSTGRES_URL names an empty database (it gets tables scores, naive_scores, ...).

@@ -13,7 +13,7 @@ against the feed: each stream's watermark equals its committed rows (never ahead
 behind). Between kills a new day is added to the feed. Finally one child runs to completion and
 the chaos tables are compared with the reference: ``lost`` rows (in the reference, not in chaos)
 and ``duplicated`` rows (more than once, or not in the reference). Then each bad-input case of
-:mod:`ecgmon.badinput` is scored in this process. Last stdout line: one JSON object.
+:mod:`tests.badinput` is scored in this process. Last stdout line: one JSON object.
 """
 
 from __future__ import annotations
@@ -42,11 +42,11 @@ import pandas as pd  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from ecgmon.badinput import BadCase, corpus  # noqa: E402
-from ecgmon.db import create_db_engine, upgrade_schema  # noqa: E402
 from ecgmon.errors import EcgmonError  # noqa: E402
-from ecgmon.persistence import finish_run, read_watermarks, start_run  # noqa: E402
 from ecgmon.settings import Settings  # noqa: E402
+from ecgmon.storage.batches import finish_run, read_watermarks, start_run  # noqa: E402
+from ecgmon.storage.engine import create_db_engine, upgrade_schema  # noqa: E402
+from tests.badinput import BadCase, corpus  # noqa: E402
 
 log = logging.getLogger("chaos")
 LENGTH = 140
@@ -81,7 +81,7 @@ def _hooked(batches: Iterator, hook, folder: Path) -> Iterator:  # noqa: ANN001
 def run_bad_case(case: BadCase, settings: Settings, judge, workdir: Path) -> CaseOutcome:  # noqa: ANN001
     """Score one bad feed like the score flow does; never raises."""
     from ecgmon.sources import open_source
-    from tasks.scoring import score_batches
+    from ecgmon.tasks.scoring import score_batches
 
     engine = create_db_engine(settings.database_url_plain)
     folder = workdir / case.name
@@ -160,7 +160,7 @@ def bad_input_phase(settings: Settings, judge, workdir: Path) -> list[CaseOutcom
 
 def prepare_database(url: str, store: Path, detector) -> int:  # noqa: ANN001
     """Migrate ``url`` and register, calibrate and promote ``detector``; returns its version."""
-    from models.registry import add_threshold, promote, register_model
+    from ecgmon.models.registry.versions import add_threshold, promote, register_model
 
     engine = create_db_engine(url)
     upgrade_schema(engine)
@@ -172,8 +172,8 @@ def prepare_database(url: str, store: Path, detector) -> int:  # noqa: ANN001
 
 def train_tiny(seed: int):  # noqa: ANN201
     """A dense detector trained for 3 epochs on 300 synthetic normal beats of 140 samples."""
+    from ecgmon.models.autoencoder.detector import AutoencoderDetector
     from ecgmon.synthetic import synthetic_beats
-    from models.detector import AutoencoderDetector
 
     beats = synthetic_beats(400, LENGTH, 0.25, seed=seed)
     normal = beats.signals[beats.normal_mask()]
@@ -213,7 +213,7 @@ def write_feed_day(feed: Path, index: int, beats: int, seed: int) -> Path:
 def child_run(kind: str, url: str, store: str, feed: str, batch_size: int, ready) -> None:  # noqa: ANN001
     """One score or backfill run, the task functions called directly (no Prefect engine)."""
     settings = settings_for(url, Path(store), batch_size)
-    from tasks.scoring import resolve_judge, score_new_records
+    from ecgmon.tasks.scoring import resolve_judge, score_new_records
 
     engine = create_db_engine(settings.database_url_plain)
     ref = resolve_judge(settings)
@@ -226,7 +226,7 @@ def child_run(kind: str, url: str, store: str, feed: str, batch_size: int, ready
         from datetime import date
 
         from ecgmon.sources import open_source
-        from tasks.backfill import backfill_day, days_in_range
+        from ecgmon.tasks.backfill import backfill_day, days_in_range
 
         for day in days_in_range(open_source(feed), date(2000, 1, 1), date(2100, 1, 1)):
             backfill_day(settings, feed, None, day, ref, run_id)
@@ -236,7 +236,9 @@ def child_run(kind: str, url: str, store: str, feed: str, batch_size: int, ready
 def forkserver() -> multiprocessing.context.BaseContext:
     """Children forked from one server that imported TensorFlow and the tasks once (~5 s)."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["tensorflow", "keras", "tasks.scoring", "tasks.backfill"])
+    context.set_forkserver_preload(
+        ["tensorflow", "keras", "ecgmon.tasks.scoring", "ecgmon.tasks.backfill"]
+    )
     return context
 
 
@@ -306,7 +308,7 @@ def snapshot(engine) -> dict:  # noqa: ANN001
 
 def watermark_ahead(engine, feed: Path) -> int:  # noqa: ANN001
     """Rows below a stream's watermark that are neither scored nor rejected (must be 0)."""
-    from ecgmon.parquet_source import source_key
+    from ecgmon.sources.parquet import source_key
 
     snap = snapshot(engine)
     done = {r[0] for r in snap["scores"]} | {_row_id(k) for k, _ in snap["rejected"]}
@@ -434,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         for index in range(args.days):
             write_feed_day(feed, index, args.beats_per_day, args.seed)
         kills = kill_phase(args, urls, tmp, feed)
-        from tasks.scoring import load_judge, resolve_judge
+        from ecgmon.tasks.scoring import load_judge, resolve_judge
 
         bad_settings = settings_for(urls[2], tmp / "store-bad")
         judge = load_judge(bad_settings, resolve_judge(bad_settings))

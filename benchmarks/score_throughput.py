@@ -94,9 +94,9 @@ def _chunk(base: np.ndarray, first: int, n: int, start, rng) -> pa.Table:  # noq
 
 def prepare_model(url: str, store: str, normal: np.ndarray) -> object:
     """Migrate the database, train a small dense model and promote it; returns the detector."""
-    from ecgmon.db import create_db_engine, upgrade_schema
-    from models.detector import AutoencoderDetector
-    from models.registry import add_threshold, promote, register_model
+    from ecgmon.models.autoencoder.detector import AutoencoderDetector
+    from ecgmon.models.registry.versions import add_threshold, promote, register_model
+    from ecgmon.storage.engine import create_db_engine, upgrade_schema
 
     engine = create_db_engine(url)
     upgrade_schema(engine)
@@ -123,7 +123,7 @@ def child_main(args: argparse.Namespace) -> None:
     """The pipeline stage: the score flow's task functions, then a no-op run (nothing new)."""
     os.environ["ECGMON_DATABASE_URL"] = args.database_url
     os.environ["ECGMON_MODEL_STORE"] = args.store
-    import models.architectures  # noqa: F401  (Keras/TensorFlow: import time is not throughput)
+    import ecgmon.models.autoencoder.architectures  # noqa: F401  (Keras/TensorFlow: import time is not throughput)
     from ecgmon.settings import get_settings
     from tasks import scoring  # noqa: F401  (imports Prefect before timing)
 
@@ -192,9 +192,9 @@ def _score_run(settings, source: str, run_id: str) -> dict:  # noqa: ANN001
     """What flows/score.py runs, as plain functions (no Prefect API needed in the child)."""
     from dataclasses import asdict
 
-    from ecgmon.db import create_db_engine
-    from ecgmon.persistence import finish_run, start_run
-    from tasks.scoring import resolve_judge, score_new_records
+    from ecgmon.storage.batches import finish_run, start_run
+    from ecgmon.storage.engine import create_db_engine
+    from ecgmon.tasks.scoring import resolve_judge, score_new_records
 
     engine = create_db_engine(settings.database_url_plain)
     start_run(engine, run_id, "score", {"source": source}, source)
@@ -258,7 +258,7 @@ def limit(url: str, folder: Path, detector) -> dict[str, float]:  # noqa: ANN001
     losses = [detector.losses(p["signals"]) for p in parts]
     t_infer = time.perf_counter() - started
     threshold = float(detector.threshold().value)
-    from ecgmon.parquet_source import source_key  # the key the pipeline writes as `source`
+    from ecgmon.sources.parquet import source_key  # the key the pipeline writes as `source`
 
     t_load = _bare_load(url, parts, losses, threshold, source_key(folder))
     return {"read": t_read, "infer": t_infer, "load": t_load}
@@ -267,7 +267,7 @@ def limit(url: str, folder: Path, detector) -> dict[str, float]:  # noqa: ANN001
 def _bare_load(url: str, parts: list[dict], losses: list, threshold: float, source: str) -> float:
     import sqlalchemy as sa
 
-    from ecgmon.persistence import copy_columns
+    from ecgmon.storage.batches import copy_columns
 
     engine = sa.create_engine(url)
     with engine.begin() as conn:
@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> dict:
         child_main(args)
         return {}
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
-    from ecgmon.db import redact_url
+    from ecgmon.storage.engine import redact_url
 
     with tempfile.TemporaryDirectory(prefix="ecgmon-bench-") as tmp:
         folder, store = Path(tmp) / "beats", str(Path(tmp) / "models")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgmon.errors import ConfigurationError, DataFormatError
-from ecgmon.readers import LabelledBeats
+from ecgmon.sources.datasets import LabelledBeats
 
 NORMAL, PVC, ST_T_CHANGE, ARTEFACT = 1.0, 2.0, 3.0, 4.0
 ANOMALY_LABELS: tuple[float, ...] = (PVC, ST_T_CHANGE, ARTEFACT)

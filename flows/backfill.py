@@ -13,14 +13,14 @@ from prefect import flow
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from ecgmon.db import create_db_engine
 from ecgmon.errors import ConfigurationError
 from ecgmon.settings import get_settings
 from ecgmon.sources import open_source
-from tasks.backfill import backfill_day_task, days_in_range, done_days
-from tasks.reporting import publish_run_summary, top_flagged
-from tasks.runs import finish_run_task, recorded_run
-from tasks.scoring import JudgeRef, resolve_judge_task
+from ecgmon.storage.engine import create_db_engine
+from ecgmon.tasks.backfill import backfill_day_task, days_in_range, done_days
+from ecgmon.tasks.reporting import publish_run_summary, top_flagged
+from ecgmon.tasks.runs import finish_run_task, recorded_run
+from ecgmon.tasks.scoring import JudgeRef, resolve_judge_task
 
 TASK_RUNNERS = ("threads", "dask")
 

@@ -11,16 +11,16 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from ecgmon.db import create_db_engine, redact_url, upgrade_schema
 from ecgmon.errors import DataFormatError
-from ecgmon.readers import LabelledBeats, read_beats, read_ucr_pair
+from ecgmon.resources import query_file
 from ecgmon.settings import Settings, default_var_dir, get_settings
+from ecgmon.sources.datasets import LabelledBeats, read_beats, read_ucr_pair
+from ecgmon.storage.engine import create_db_engine, redact_url, upgrade_schema
 from ecgmon.synthetic import synthetic_beats
 
 log = logging.getLogger(__name__)
 PUBLIC_ECG_CSV = "http://storage.googleapis.com/download.tensorflow.org/data/ecg.csv"
 SHARED_ECG5000 = Path(__file__).resolve().parents[2] / "shared" / "data" / "ecg5000"
-DEMO_QUERY = Path(__file__).resolve().parents[1] / "sql" / "queries" / "daily_anomaly_rate.sql"
 
 
 def find_data(explicit: Path | None) -> tuple[LabelledBeats, str]:
@@ -80,8 +80,8 @@ def run_demo(data: Path | None, beats_per_day: int, epochs: int) -> int:
     """Initialise, train and promote v1, write three days of new beats, score them, summarise."""
     from sklearn.model_selection import train_test_split
 
-    from flows.score import score_flow
-    from flows.train import train_flow
+    from ecgmon.flows.score import score_flow
+    from ecgmon.flows.train import train_flow
 
     settings = get_settings()
     beats, origin = find_data(data)
@@ -115,7 +115,7 @@ def _write_training(beats: LabelledBeats, idx: np.ndarray, work: Path) -> Path:
 
 
 def _reuse_or_train(settings: Settings, train_file: Path, epochs: int, train_flow) -> int:  # noqa: ANN001
-    from models.registry import champion_version
+    from ecgmon.models.registry.versions import champion_version
 
     engine = create_db_engine(settings.database_url_plain)
     try:
@@ -143,8 +143,9 @@ def _summarise(settings: Settings, result: dict, version: int, incoming: Path) -
     )
     print(f"database: {redact_url(settings.database_url_plain)}")
     print(f"model store: {settings.model_store}")
-    query = DEMO_QUERY.read_text()
-    print(f"\nanalyst query ({DEMO_QUERY.name}):")
+    query_path = query_file("daily_anomaly_rate.sql")
+    query = query_path.read_text()
+    print(f"\nanalyst query ({query_path.name}):")
     with engine.connect() as conn:
         frame = pd.read_sql(sa.text(query), conn)
     print(frame.to_string(index=False))

@@ -7,13 +7,13 @@ from datetime import datetime
 
 from prefect import flow
 
-from ecgmon.db import create_db_engine, redact_url
 from ecgmon.settings import get_settings
-from tasks.alerts import alert_run_task
-from tasks.flagged_beats import publish_flagged_beats_task, wants_pictures
-from tasks.reporting import measure_drift_task, publish_run_summary, top_flagged
-from tasks.runs import finish_run_task, recorded_run
-from tasks.scoring import resolve_judge_task, score_new_records_task
+from ecgmon.storage.engine import create_db_engine, redact_url
+from ecgmon.tasks.alerts import alert_run_task
+from ecgmon.tasks.flagged_beats import publish_flagged_beats_task, wants_pictures
+from ecgmon.tasks.reporting import measure_drift_task, publish_run_summary, top_flagged
+from ecgmon.tasks.runs import finish_run_task, recorded_run
+from ecgmon.tasks.scoring import resolve_judge_task, score_new_records_task
 
 
 @flow(name="score", log_prints=False)

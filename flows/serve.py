@@ -13,12 +13,12 @@ from pathlib import Path
 
 import yaml
 
-PROJECT_FILE = Path(__file__).resolve().parents[1] / "prefect.yaml"
+from ecgmon.resources import prefect_file
 
 
-def load_project(path: Path = PROJECT_FILE) -> list[dict]:
-    """The ``deployments`` entries of prefect.yaml."""
-    return list(yaml.safe_load(path.read_text()).get("deployments") or [])
+def load_project(path: Path | None = None) -> list[dict]:
+    """The ``deployments`` entries of prefect.yaml (the packaged one by default)."""
+    return list(yaml.safe_load((path or prefect_file()).read_text()).get("deployments") or [])
 
 
 def build_schedule(spec: dict):  # noqa: ANN201 - prefect.schedules.Schedule
@@ -38,15 +38,14 @@ def build_schedule(spec: dict):  # noqa: ANN201 - prefect.schedules.Schedule
     return Schedule(cron=spec["cron"], **common)
 
 
-def runner_deployments(path: Path = PROJECT_FILE) -> list:
+def runner_deployments(path: Path | None = None) -> list:
     """RunnerDeployments for every deployment of prefect.yaml (same names, schedules, limits)."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig
     from prefect.flows import load_flow_from_entrypoint
 
-    root = path.parent
     out = []
     for spec in load_project(path):
-        flow = load_flow_from_entrypoint(str(root / spec["entrypoint"]))
+        flow = load_flow_from_entrypoint(spec["entrypoint"])
         limit = spec.get("concurrency_limit")
         out.append(
             flow.to_deployment(
@@ -60,7 +59,7 @@ def runner_deployments(path: Path = PROJECT_FILE) -> list:
     return out
 
 
-def serve_all(path: Path = PROJECT_FILE) -> None:
+def serve_all(path: Path | None = None) -> None:
     """Serve every deployment until interrupted (blocks)."""
     from prefect import serve
 

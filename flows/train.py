@@ -5,9 +5,9 @@ from __future__ import annotations
 from prefect import flow
 
 from ecgmon.settings import get_settings
-from tasks.reporting import publish_run_summary
-from tasks.runs import finish_run_task, recorded_run
-from tasks.training import calibrate_task, promote_task, train_task, training_summary
+from ecgmon.tasks.reporting import publish_run_summary
+from ecgmon.tasks.runs import finish_run_task, recorded_run
+from ecgmon.tasks.training import calibrate_task, promote_task, train_task, training_summary
 
 
 @flow(name="train")

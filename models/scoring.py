@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ecgmon.models.autoencoder.detector import AutoencoderDetector
+from ecgmon.models.patient.thresholds import patient_baseline_name
+from ecgmon.models.registry.patients import PatientModel
 from ecgmon.records import ScoredBeats, ValidBeats
-from models.detector import AutoencoderDetector
-from models.patient_registry import PatientModel
-from models.patient_thresholds import patient_baseline_name
 
 RR_COLUMNS = ("rr_before", "rr_after")
 """``ValidBeats.extra`` columns a patient model needs (WFDB sources carry them)."""

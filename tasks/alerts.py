@@ -26,9 +26,9 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Engine
 
 from ecgmon.clock import utcnow
-from ecgmon.db import create_db_engine, table
 from ecgmon.settings import Settings
-from tasks.reporting import flagged_query, read_run, top_flagged
+from ecgmon.storage.engine import create_db_engine, table
+from ecgmon.tasks.reporting import flagged_query, read_run, top_flagged
 
 EVENT = "ecg.anomalies.flagged"
 CLAIMABLE = (None, "failed", "unconfigured")

@@ -16,14 +16,14 @@ import sqlalchemy as sa
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from ecgmon.db import create_db_engine, table
 from ecgmon.errors import ConfigurationError
-from ecgmon.persistence import advance_watermark
+from ecgmon.models.scoring import Judge
 from ecgmon.records import StreamPosition
 from ecgmon.settings import Settings
 from ecgmon.sources import Source, open_source
-from models.scoring import Judge
-from tasks.scoring import JudgeRef, load_judge, score_batches
+from ecgmon.storage.batches import advance_watermark
+from ecgmon.storage.engine import create_db_engine, table
+from ecgmon.tasks.scoring import JudgeRef, load_judge, score_batches
 
 MARK_PREFIX = "backfill:"
 _judges: dict[tuple[str, int, int], Judge] = {}

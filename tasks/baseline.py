@@ -1,15 +1,16 @@
 """Per-patient baselines from a strip of a patient's WFDB recording: a model and thresholds.
 
 The strip is a time range of the record (by default its first minutes) or a list of beats a
-clinician confirmed (R-peak sample indices, ecgmon.beat_lists). Its beats are found and cut
+clinician confirmed (R-peak sample indices, ecgmon.sources.beat_lists). Its beats are found and cut
 exactly as the score path does. Two things are stored:
 
-- the patient's own model (models.patient: principal subspace of the beat shapes + RR context,
-  its threshold by cross-fitting), registered in the model registry linked to its patient and to
-  the population champion (models.patient_registry); it judges that patient's beats from then on;
+- the patient's own model (ecgmon.models.patient.baseline: principal subspace of the beat
+  shapes + RR context, its threshold by cross-fitting), registered in the model registry linked to
+  its patient and to the population champion (ecgmon.models.registry.patients); it judges that
+  patient's beats from then on;
 - the population autoencoder's threshold recalibrated on the strip's losses
-  (models.patient_thresholds), which judges the patient when no patient model applies (a strip
-  of fewer than 100 beats, or beats without RR context).
+  (ecgmon.models.patient.thresholds), which judges the patient when no patient model applies (a
+  strip of fewer than 100 beats, or beats without RR context).
 
 A time range is trimmed of outliers unless ``trim=False`` (the strip was confirmed); a list of
 beats is used whole.
@@ -26,16 +27,26 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy.engine import Engine
 
-from ecgmon.beat_lists import match_listed_beats, read_beat_list
-from ecgmon.db import create_db_engine
 from ecgmon.errors import EcgmonError, SourceNotFoundError
+from ecgmon.models.autoencoder.detector import fingerprint
+from ecgmon.models.patient.baseline import (
+    MIN_BASELINE_BEATS,
+    POST_RR_WEIGHT,
+    RR_SCALE_FLOOR,
+    fit_patient_baseline,
+)
+from ecgmon.models.patient.thresholds import patient_baseline_name, patient_threshold
+from ecgmon.models.registry.patients import patient_model_name, register_patient_model
+from ecgmon.models.registry.versions import (
+    active_threshold,
+    add_threshold,
+    champion_version,
+    load_detector,
+)
 from ecgmon.recordings import POST_S, PRE_S, Recording, read_recording, recording_beats
 from ecgmon.settings import Settings
-from models.detector import fingerprint
-from models.patient import MIN_BASELINE_BEATS, POST_RR_WEIGHT, RR_SCALE_FLOOR, fit_patient_baseline
-from models.patient_registry import patient_model_name, register_patient_model
-from models.patient_thresholds import patient_baseline_name, patient_threshold
-from models.registry import active_threshold, add_threshold, champion_version, load_detector
+from ecgmon.sources.beat_lists import match_listed_beats, read_beat_list
+from ecgmon.storage.engine import create_db_engine
 
 log = logging.getLogger(__name__)
 PATIENT_MODEL_PARAMS = {"variance": 0.99, "k": 3.0, "trim_quantile": 0.9}
@@ -45,7 +56,7 @@ PATIENT_MODEL_PARAMS = {"variance": 0.99, "k": 3.0, "trim_quantile": 0.9}
 @dataclass(frozen=True)
 class Strip:
     """The baseline strip: a time range [start, end) (seconds from the record's start or UTC
-    datetimes), or ``beats_file`` listing confirmed beats (ecgmon.beat_lists)."""
+    datetimes), or ``beats_file`` listing confirmed beats (ecgmon.sources.beat_lists)."""
 
     start: float | datetime = 0.0
     end: float | datetime = 600.0

@@ -26,11 +26,11 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Engine
 
 from ecgmon import recordings as rec
-from ecgmon.db import create_db_engine, table
+from ecgmon.models.patient.pictures import cut_beat, plot_beat_in_context
+from ecgmon.models.registry.patients import load_patient_artifacts
+from ecgmon.models.registry.versions import get_version, load_detector
 from ecgmon.settings import Settings
-from models.patient_registry import load_patient_artifacts
-from models.patient_report import cut_beat, plot_beat_in_context
-from models.registry import get_version, load_detector
+from ecgmon.storage.engine import create_db_engine, table
 
 TOP_PICTURES = 3
 ARTIFACT_KEY = "score-flagged-beats"

@@ -1,4 +1,4 @@
-"""Retraining with a champion/challenger gate (rules in models/gate.py).
+"""Retraining with a champion/challenger gate (rules in models/registry/gate.py).
 
 The gate set is normal beats NEITHER model trained on. When the champion was trained on the
 same normal beats (same ``train_fingerprint``), they are the champion's own held-out
@@ -16,13 +16,10 @@ import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from ecgmon.db import create_db_engine
 from ecgmon.errors import DataFormatError, NoChampionError
-from ecgmon.readers import read_training_data
-from ecgmon.settings import Settings
-from models.detector import fingerprint, split_calibration
-from models.gate import GatePolicy, decide, model_figures
-from models.registry import (
+from ecgmon.models.autoencoder.detector import fingerprint, split_calibration
+from ecgmon.models.registry.gate import GatePolicy, decide, model_figures
+from ecgmon.models.registry.versions import (
     active_threshold,
     champion_version,
     get_version,
@@ -30,7 +27,10 @@ from models.registry import (
     promote,
     record_gate,
 )
-from tasks.training import calibrate, train_on_normals
+from ecgmon.settings import Settings
+from ecgmon.sources.datasets import read_training_data
+from ecgmon.storage.engine import create_db_engine
+from ecgmon.tasks.training import calibrate, train_on_normals
 
 GATE_FRACTION = 0.2
 

@@ -8,17 +8,17 @@ import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from ecgmon.db import create_db_engine
-from ecgmon.readers import read_training_data
-from ecgmon.settings import Settings
-from models.registry import (
+from ecgmon.models.registry.versions import (
     active_threshold,
     add_threshold,
     champion_version,
     get_version,
     load_detector,
 )
-from models.thresholds import compute_threshold
+from ecgmon.models.thresholds import compute_threshold
+from ecgmon.settings import Settings
+from ecgmon.sources.datasets import read_training_data
+from ecgmon.storage.engine import create_db_engine
 
 
 def recalibrate(

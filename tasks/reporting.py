@@ -28,9 +28,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Engine
 
-from ecgmon.db import create_db_engine, table
 from ecgmon.drift import DriftAccumulator
 from ecgmon.settings import Settings
+from ecgmon.storage.engine import create_db_engine, table
 
 TOP_BEATS = 5
 _BEAT_COLUMNS = ("record_id", "patient_id", "recorded_at", "score_ratio", "loss", "severity")

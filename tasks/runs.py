@@ -10,10 +10,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from ecgmon.db import create_db_engine
 from ecgmon.errors import EcgmonError
-from ecgmon.persistence import finish_run, start_run
 from ecgmon.settings import Settings
+from ecgmon.storage.batches import finish_run, start_run
+from ecgmon.storage.engine import create_db_engine
 
 
 def current_run_id() -> str:

@@ -18,19 +18,24 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Engine
 
-from ecgmon.db import create_db_engine
 from ecgmon.drift import DriftAccumulator
-from ecgmon.locking import retry_transient, source_lock
 from ecgmon.memory import release_freed_buffers
-from ecgmon.persistence import BatchWrite, commit_batch, read_watermarks
+from ecgmon.models.patient.thresholds import active_patient_thresholds
+from ecgmon.models.registry.patients import active_patient_models
+from ecgmon.models.registry.versions import (
+    active_threshold,
+    champion_version,
+    get_version,
+    load_detector,
+)
+from ecgmon.models.scoring import Judge, autoencoder_losses, score_beats
 from ecgmon.records import RawBatch, ScoredBeats
 from ecgmon.settings import Settings
 from ecgmon.sources import Source, bound_window, open_source
+from ecgmon.storage.batches import BatchWrite, commit_batch, read_watermarks
+from ecgmon.storage.engine import create_db_engine
+from ecgmon.storage.locks import retry_transient, source_lock
 from ecgmon.validation import SeenIds, split_repeats, validate_batch
-from models.patient_registry import active_patient_models
-from models.patient_thresholds import active_patient_thresholds
-from models.registry import active_threshold, champion_version, get_version, load_detector
-from models.scoring import Judge, autoencoder_losses, score_beats
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -7,11 +7,11 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from ecgmon.db import create_db_engine
-from ecgmon.readers import read_training_data
+from ecgmon.models.autoencoder.detector import AutoencoderDetector, resolve_architecture
+from ecgmon.models.registry.versions import add_threshold, promote, register_model
 from ecgmon.settings import Settings
-from models.detector import AutoencoderDetector, resolve_architecture
-from models.registry import add_threshold, promote, register_model
+from ecgmon.sources.datasets import read_training_data
+from ecgmon.storage.engine import create_db_engine
 
 
 def train_and_register(
@@ -66,7 +66,7 @@ def training_metrics(detector: AutoencoderDetector) -> dict:
 
 def training_summary(settings: Settings, version: int) -> dict:
     """Figures of a registered version for its run summary artifact (no loss curves)."""
-    from models.registry import active_threshold, get_version
+    from ecgmon.models.registry.versions import active_threshold, get_version
 
     engine = create_db_engine(settings.database_url_plain)
     row = get_version(engine, version)
@@ -90,8 +90,8 @@ def calibrate(
     """A new active threshold version for ``version`` from its stored held-out normal losses."""
     import numpy as np
 
-    from models.registry import get_version
-    from models.thresholds import compute_threshold
+    from ecgmon.models.registry.versions import get_version
+    from ecgmon.models.thresholds import compute_threshold
 
     engine = create_db_engine(settings.database_url_plain)
     row = get_version(engine, version)

@@ -69,8 +69,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def ecgmon_env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """ECGMON_* pointing at a migrated empty database and a temporary model store."""
-    from ecgmon.db import create_db_engine, upgrade_schema
     from ecgmon.settings import get_settings
+    from ecgmon.storage.engine import create_db_engine, upgrade_schema
 
     monkeypatch.setenv("ECGMON_DATABASE_URL", db_url)
     monkeypatch.setenv("ECGMON_MODEL_STORE", str(tmp_path / "models"))
@@ -91,7 +91,7 @@ def synthetic_set():
 @pytest.fixture(scope="session")
 def tiny_detector(synthetic_set):
     """A dense detector trained for a few epochs on the normal synthetic beats."""
-    from models.detector import AutoencoderDetector
+    from ecgmon.models.autoencoder.detector import AutoencoderDetector
 
     normal = synthetic_set.signals[synthetic_set.normal_mask()]
     return AutoencoderDetector.fit(normal, architecture="dense", epochs=8, seed=0)
@@ -100,8 +100,8 @@ def tiny_detector(synthetic_set):
 @pytest.fixture
 def champion(ecgmon_env, tiny_detector) -> int:
     """The tiny detector registered, calibrated and promoted in the test database."""
-    from ecgmon.db import create_db_engine
-    from models.registry import add_threshold, promote, register_model
+    from ecgmon.models.registry.versions import add_threshold, promote, register_model
+    from ecgmon.storage.engine import create_db_engine
 
     engine = create_db_engine(ecgmon_env.database_url_plain)
     version = register_model(engine, tiny_detector, ecgmon_env.model_store)

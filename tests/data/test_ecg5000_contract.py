@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ecgmon.readers import LabelledBeats, read_training_data, read_ucr_pair
+from ecgmon.sources.datasets import LabelledBeats, read_training_data, read_ucr_pair
 from tests.shared_data import missing_reason, shared_dataset
 
 

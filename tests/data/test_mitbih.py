@@ -50,7 +50,7 @@ def test_detector_sensitivity_and_ppv(mitbih: Path, name: str) -> None:
 
 
 def test_record_100_per_patient_auroc(mitbih: Path) -> None:
-    from models.patient_eval import evaluate_record
+    from ecgmon.models.evaluation.recordings import evaluate_record
 
     row = evaluate_record(mitbih, "100", 10.0, seed=0, k=3.0)
     assert row["included"] and row["auroc"] >= 0.95

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from ecgmon.db import create_db_engine
+from ecgmon.storage.engine import create_db_engine
 from tests.conftest import write_day
 
 AUTOMATIONS = Path(__file__).resolve().parents[2] / "automations"
@@ -78,7 +78,7 @@ def test_one_alert_per_run_with_counts_worst_beats_and_query(
 ):
     import prefect.events
 
-    from flows.score import score_flow
+    from ecgmon.flows.score import score_flow
 
     events: list[dict] = []
     monkeypatch.setattr(prefect.events, "emit_event", lambda **kw: events.append(kw))
@@ -113,7 +113,7 @@ def test_one_alert_per_run_with_counts_worst_beats_and_query(
 def test_rate_bound_says_drift_or_broken_feed(
     prefect_harness, ecgmon_env, champion, synthetic_set, tmp_path, monkeypatch, receiver
 ):
-    from flows.score import score_flow
+    from ecgmon.flows.score import score_flow
 
     monkeypatch.setenv("ECGMON_ALERT_URLS", f"json://127.0.0.1:{receiver.port}/alerts")
     monkeypatch.setenv("ECGMON_ANOMALY_RATE_BOUND", "0.01")
@@ -127,7 +127,7 @@ def test_rate_bound_says_drift_or_broken_feed(
 def test_failed_delivery_is_recorded_without_the_token_and_data_is_kept(
     prefect_harness, ecgmon_env, champion, synthetic_set, tmp_path, monkeypatch, caplog
 ):
-    from flows.score import score_flow
+    from ecgmon.flows.score import score_flow
 
     broken = Receiver(status=500)
     secret = "T0KEN-abc123"
@@ -148,7 +148,7 @@ def test_failed_delivery_is_recorded_without_the_token_and_data_is_kept(
 def test_database_table_scored_once_and_url_password_never_stored(
     prefect_harness, ecgmon_env, champion, synthetic_set, tmp_path
 ):
-    from flows.score import safe_source, score_flow
+    from ecgmon.flows.score import safe_source, score_flow
 
     url = f"sqlite:///{tmp_path / 'source.db'}"
     frame = pd.DataFrame(
@@ -179,7 +179,7 @@ def test_prefect_notification_block_delivers_or_records_the_failure(
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
 
     from ecgmon.settings import get_settings
-    from tasks.alerts import deliver
+    from ecgmon.tasks.alerts import deliver
 
     endpoint = Receiver(status=status)
     CustomWebhookNotificationBlock(
@@ -216,7 +216,7 @@ RUN = {
 
 def test_alert_reasons_name_rate_and_drift_bounds() -> None:
     from ecgmon.settings import get_settings
-    from tasks.alerts import alert_message, alert_reasons
+    from ecgmon.tasks.alerts import alert_message, alert_reasons
 
     settings = get_settings(anomaly_rate_bound=0.5, drift_bound=0.25)
     reasons = alert_reasons(RUN, 6, settings)
@@ -229,7 +229,7 @@ def test_alert_reasons_name_rate_and_drift_bounds() -> None:
 
 
 def test_run_summary_markdown_and_artifact_keys() -> None:
-    from tasks.reporting import artifact_key, run_summary_markdown
+    from ecgmon.tasks.reporting import artifact_key, run_summary_markdown
 
     beats = [
         {

@@ -2,7 +2,7 @@
 
 import pytest
 
-from flows.cli import main
+from ecgmon.cli.main import main
 
 pytestmark = pytest.mark.flow
 
@@ -49,8 +49,8 @@ def test_train_promote_then_models_list(
 
     from prefect.artifacts import Artifact
 
-    from ecgmon.db import create_db_engine
-    from models.registry import get_version
+    from ecgmon.models.registry.versions import get_version
+    from ecgmon.storage.engine import create_db_engine
 
     metrics = get_version(create_db_engine(ecgmon_env.database_url_plain), 1)["metrics"]
     assert 1 <= metrics["epochs_run"] == len(metrics["history"]["loss"]) <= 3

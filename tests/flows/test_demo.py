@@ -3,7 +3,7 @@
 import pytest
 import sqlalchemy as sa
 
-from ecgmon.db import create_db_engine
+from ecgmon.storage.engine import create_db_engine
 
 pytestmark = pytest.mark.flow
 
@@ -11,7 +11,7 @@ pytestmark = pytest.mark.flow
 def test_demo_offline_falls_back_to_synthetic_beats(
     prefect_harness, ecgmon_env, tmp_path, monkeypatch, capsys
 ):
-    import flows.demo as demo
+    import ecgmon.flows.demo as demo
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(demo, "SHARED_ECG5000", tmp_path / "no-such-folder")

@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime
 import pytest
 import sqlalchemy as sa
 
-from ecgmon.db import create_db_engine
+from ecgmon.storage.engine import create_db_engine
 from tests.conftest import write_day
 
 pytestmark = pytest.mark.flow
@@ -45,9 +45,9 @@ def training_file(tmp_path, synthetic_set):
 def test_retrain_gate_promotes_or_rejects_and_records_the_decision(
     ecgmon_env, champion, training_file
 ):
-    from models.gate import GatePolicy
-    from models.registry import champion_version, get_version, rollback
-    from tasks.gate import retrain
+    from ecgmon.models.registry.gate import GatePolicy
+    from ecgmon.models.registry.versions import champion_version, get_version, rollback
+    from ecgmon.tasks.gate import retrain
 
     engine = create_db_engine(ecgmon_env.database_url_plain)
     strict = GatePolicy(far_tolerance=-1.0)  # no candidate can pass: reject
@@ -66,7 +66,7 @@ def test_retrain_gate_promotes_or_rejects_and_records_the_decision(
 
 
 def test_retrain_flow_without_champion_promotes(prefect_harness, ecgmon_env, training_file):
-    from flows.retrain import retrain_flow
+    from ecgmon.flows.retrain import retrain_flow
 
     result = retrain_flow(data=str(training_file), architecture="dense", epochs=1)
     assert result["promoted"] and result["reasons"] == ["no champion yet"]
@@ -77,8 +77,8 @@ def test_retrain_flow_without_champion_promotes(prefect_harness, ecgmon_env, tra
 def test_recalibrate_adds_one_version_and_old_scores_keep_theirs(
     prefect_harness, ecgmon_env, champion, incoming
 ):
-    from flows.recalibrate import recalibrate_flow
-    from flows.score import score_flow
+    from ecgmon.flows.recalibrate import recalibrate_flow
+    from ecgmon.flows.score import score_flow
 
     score_flow(source=str(incoming))
     before = scalar(ecgmon_env, "select count(*) from thresholds")
@@ -97,7 +97,7 @@ def test_recalibrate_adds_one_version_and_old_scores_keep_theirs(
 def test_backfill_twice_no_duplicates_and_resume_skips_done_days(
     prefect_harness, ecgmon_env, champion, incoming
 ):
-    from flows.backfill import backfill_flow
+    from ecgmon.flows.backfill import backfill_flow
 
     first = backfill_flow(source=str(incoming), start=date(2026, 11, 1), end=date(2026, 11, 2))
     assert (first["days_done"], first["n_scored"]) == (2, 120)
@@ -118,7 +118,7 @@ def test_backfill_twice_no_duplicates_and_resume_skips_done_days(
 def test_dask_backfill_gives_the_same_rows_as_threads(
     prefect_harness, ecgmon_env, champion, incoming
 ):
-    from flows.backfill import backfill_flow
+    from ecgmon.flows.backfill import backfill_flow
 
     backfill_flow(source=str(incoming), start="2026-11-01", end="2026-11-03")
     threads = score_rows(ecgmon_env)
@@ -137,7 +137,7 @@ def test_score_window_comes_from_the_scheduled_start_time(
 ):
     import prefect.runtime.flow_run as runtime_flow_run
 
-    from flows.score import score_flow, window_end
+    from ecgmon.flows.score import score_flow, window_end
 
     scheduled = datetime(2026, 11, 2, 0, 15, tzinfo=UTC)  # what a scheduled run's API row says
     monkeypatch.setitem(runtime_flow_run.FIELDS, "scheduled_start_time", lambda: scheduled)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from ecgmon.db import create_db_engine
+from ecgmon.storage.engine import create_db_engine
 from tests.wfdb_records import write_record
 
 pytestmark = pytest.mark.flow
@@ -45,7 +45,7 @@ def write_patient(folder, name: str, premature: tuple[int, ...], seed: int) -> n
 def cli(*argv: str) -> tuple[int, str, str]:
     """Run ``ecgmon ARGV``; (exit code, stdout, stderr). Not capsys: a Prefect flow run under
     capsys binds Prefect's console logging to a stream capsys closes after the test."""
-    from flows.cli import main
+    from ecgmon.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
@@ -83,10 +83,10 @@ def test_patient_model_judges_its_patient_and_others_fall_back(
 ):
     from prefect.artifacts import Artifact
 
-    from flows.score import score_flow
-    from models.patient_registry import load_patient_artifacts
-    from models.registry import get_version
-    from tasks.scoring import load_judge, resolve_judge
+    from ecgmon.flows.score import score_flow
+    from ecgmon.models.registry.patients import load_patient_artifacts
+    from ecgmon.models.registry.versions import get_version
+    from ecgmon.tasks.scoring import load_judge, resolve_judge
 
     folder = tmp_path / "recordings"
     peaks = write_patient(folder, "rec1", PREMATURE, seed=1)
@@ -204,8 +204,8 @@ def test_real_record_judged_by_its_own_model(prefect_harness, ecgmon_env, champi
     patient model ranks the annotated abnormal beats of minutes 10-15 (118 of 450) above the
     normal ones."""
 
-    from flows.score import score_flow
-    from models.score_eval import evaluate_scores, read_scores
+    from ecgmon.flows.score import score_flow
+    from ecgmon.models.evaluation.stored_scores import evaluate_scores, read_scores
     from tests.shared_data import copy_record_start, missing_reason, shared_dataset
 
     data = shared_dataset("mitbih")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from ecgmon.db import create_db_engine
+from ecgmon.storage.engine import create_db_engine
 from tests.conftest import write_day
 
 pytestmark = pytest.mark.flow
@@ -22,7 +22,7 @@ def counts(settings) -> dict[str, int]:
 def test_rerun_changes_nothing_and_new_partition_scores_only_new_beats(
     prefect_harness, ecgmon_env, champion, synthetic_set, tmp_path
 ):
-    from flows.score import score_flow
+    from ecgmon.flows.score import score_flow
 
     folder = tmp_path / "incoming"
     signals = synthetic_set.signals
@@ -52,7 +52,7 @@ def test_bad_rows_are_quarantined_and_runs_conserve_counts(
 ):
     import pandas as pd
 
-    from flows.score import score_flow
+    from ecgmon.flows.score import score_flow
 
     path = write_day(tmp_path / "in", "2026-11-01", synthetic_set.signals[:10])
     frame = pd.read_parquet(path)

@@ -7,10 +7,10 @@ import pytest
 import sqlalchemy as sa
 
 from ecgmon import recordings as rec
-from ecgmon.db import create_db_engine
 from ecgmon.errors import EcgmonError
 from ecgmon.sources import open_source
-from ecgmon.wfdb_source import WfdbSource
+from ecgmon.sources.wfdb_folder import WfdbSource
+from ecgmon.storage.engine import create_db_engine
 from tests.shared_data import copy_record_start, missing_reason, shared_dataset
 from tests.wfdb_records import write_record
 
@@ -53,7 +53,7 @@ def watermark(settings, stream: str) -> int:
 def test_wfdb_folder_scores_each_beat_once_and_a_grown_record_only_its_new_beats(
     prefect_harness, ecgmon_env, champion, tmp_path
 ):
-    from flows.score import score_flow
+    from ecgmon.flows.score import score_flow
 
     folder = tmp_path / "recordings"
     full = spike_train(PEAKS, int(FS * 32.5))
@@ -101,7 +101,7 @@ def test_real_record_beats_match_the_expert_annotations(
     prefect_harness, ecgmon_env, champion, tmp_path
 ):
     """The first 5 minutes of MIT-BIH record 100: every scored beat is an annotated beat."""
-    from flows.score import score_flow
+    from ecgmon.flows.score import score_flow
 
     data = shared_dataset("mitbih")
     if data is None:
@@ -123,8 +123,8 @@ def test_real_record_beats_match_the_expert_annotations(
 def test_a_patient_baseline_threshold_judges_only_that_patients_beats(
     prefect_harness, ecgmon_env, champion, tmp_path
 ):
-    from flows.cli import main
-    from flows.score import score_flow
+    from ecgmon.cli.main import main
+    from ecgmon.flows.score import score_flow
 
     folder = tmp_path / "recordings"
     rng = np.random.default_rng(0)

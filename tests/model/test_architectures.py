@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.architectures import (
+from ecgmon.models.autoencoder.architectures import (
     ARCHITECTURES,
     DEFAULT_ARCHITECTURE,
     anomaly_score_fn,
@@ -81,7 +81,7 @@ def test_registry_names_and_defaults() -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(shared_dataset("ecg5000") is None, reason=missing_reason("ecg5000"))
 def test_default_architecture_quality_on_ecg5000() -> None:
-    from models.evaluation import evaluate
+    from ecgmon.models.evaluation.labelled import evaluate
 
     summary, _ = evaluate(shared_dataset("ecg5000"), split="tf", seeds=1)
     assert summary["auroc"] >= 0.98
@@ -91,7 +91,7 @@ def test_default_architecture_quality_on_ecg5000() -> None:
 
 def test_losses_in_chunks_match_one_pass_over_the_scaled_beats(tiny_detector) -> None:
     """Chunked scoring through one reused buffer gives the loss of each beat on its own."""
-    from models.detector import SCORE_CHUNK
+    from ecgmon.models.autoencoder.detector import SCORE_CHUNK
 
     rng = np.random.default_rng(3)
     beats = rng.normal(0, 1, (SCORE_CHUNK + 37, tiny_detector.input_length)).astype(np.float32)

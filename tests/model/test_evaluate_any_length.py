@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from ecgmon.readers import LabelledBeats
+from ecgmon.cli.main import main
+from ecgmon.sources.datasets import LabelledBeats
 from ecgmon.synthetic import synthetic_beats, write_ucr
-from flows.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from models.report import write_report
+from ecgmon.models.evaluation.report import write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass
 class FakeRun:
-    """The fields of models.evaluation.EvaluationRun that the report reads."""
+    """The fields of ecgmon.models.evaluation.labelled.EvaluationRun that the report reads."""
 
     architecture: str = "dense"
     split: str = "tf"

@@ -1,4 +1,4 @@
-"""Reliability tests call ``flows.cli.main``, whose ``logging.basicConfig`` binds the captured
+"""Reliability tests call ``ecgmon.cli.main.main``, whose ``logging.basicConfig`` binds the captured
 stderr; restore the root logger's handlers so nothing writes to a closed capture later."""
 
 import logging

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ecgmon.badinput import corpus
+from tests.badinput import corpus
 
 
 def test_corpus_has_at_least_30_distinct_cases():
@@ -14,7 +14,7 @@ def test_corpus_has_at_least_30_distinct_cases():
 
 def test_every_bad_input_is_handled(ecgmon_env, champion, tmp_path: Path):
     from benchmarks.chaos import bad_input_phase
-    from tasks.scoring import load_judge, resolve_judge
+    from ecgmon.tasks.scoring import load_judge, resolve_judge
 
     judge = load_judge(ecgmon_env, resolve_judge(ecgmon_env))
     outcomes = bad_input_phase(ecgmon_env, judge, tmp_path / "feeds")
@@ -32,8 +32,8 @@ def test_whole_file_and_cross_file_problems_leave_the_rest_scored(
     import sqlalchemy as sa
 
     from benchmarks.chaos import run_bad_case
-    from ecgmon.db import create_db_engine
-    from tasks.scoring import load_judge, resolve_judge
+    from ecgmon.storage.engine import create_db_engine
+    from ecgmon.tasks.scoring import load_judge, resolve_judge
 
     case = next(c for c in corpus() if c.name == name)
     judge = load_judge(ecgmon_env, resolve_judge(ecgmon_env))

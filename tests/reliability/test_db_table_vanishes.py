@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from ecgmon.db_source import DatabaseSource
 from ecgmon.errors import SourceNotFoundError
+from ecgmon.sources.table import DatabaseSource
 
 
 def test_table_dropped_mid_read_is_a_clear_error(tmp_path):

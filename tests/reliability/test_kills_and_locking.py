@@ -1,5 +1,5 @@
 """SIGKILLed score runs leave exactly the rows of an uninterrupted run; concurrent runs never
-double-write (the per-source lock of ecgmon.locking)."""
+double-write (the per-source lock of ecgmon.storage.locks)."""
 
 import random
 from pathlib import Path
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from ecgmon.db import create_db_engine
-from ecgmon.locking import SourceBusyError, source_lock
+from ecgmon.storage.engine import create_db_engine
+from ecgmon.storage.locks import SourceBusyError, source_lock
 from tests.conftest import write_day
 
 N_DAYS, PER_DAY = 3, 120

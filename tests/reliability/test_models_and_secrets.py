@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ecgmon.db import create_db_engine
 from ecgmon.errors import ArtifactIntegrityError
+from ecgmon.storage.engine import create_db_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_tampered_model_file_is_refused(ecgmon_env, champion):
-    from models.detector import MODEL_FILE
-    from models.registry import get_version, load_detector
+    from ecgmon.models.autoencoder.detector import MODEL_FILE
+    from ecgmon.models.registry.versions import get_version, load_detector
 
     engine = create_db_engine(ecgmon_env.database_url_plain)
     model_file = Path(get_version(engine, champion)["artifact_uri"]) / MODEL_FILE
@@ -27,8 +27,8 @@ def test_a_tampered_model_file_is_refused(ecgmon_env, champion):
 
 
 def test_a_tampered_metadata_file_is_refused(ecgmon_env, champion):
-    from models.detector import METADATA_FILE
-    from models.registry import get_version, load_detector
+    from ecgmon.models.autoencoder.detector import METADATA_FILE
+    from ecgmon.models.registry.versions import get_version, load_detector
 
     engine = create_db_engine(ecgmon_env.database_url_plain)
     meta = Path(get_version(engine, champion)["artifact_uri"]) / METADATA_FILE
@@ -44,9 +44,9 @@ def test_a_score_run_with_a_tampered_model_writes_nothing_and_stops_reading(
     before any row is written, and the reader thread does not outlive it."""
     import threading
 
-    from models.detector import MODEL_FILE
-    from models.registry import get_version
-    from tasks.scoring import resolve_judge, score_new_records
+    from ecgmon.models.autoencoder.detector import MODEL_FILE
+    from ecgmon.models.registry.versions import get_version
+    from ecgmon.tasks.scoring import resolve_judge, score_new_records
     from tests.conftest import write_day
 
     engine = create_db_engine(ecgmon_env.database_url_plain)
@@ -101,7 +101,7 @@ def secret_url(db_url: str) -> str:
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     """Run ``ecgmon -v ARGS`` in a child process: everything it prints and logs is captured."""
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", "-v", *args],
+        [sys.executable, "-m", "ecgmon.cli.main", "-v", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -115,8 +115,8 @@ def test_no_secret_in_logs_rows_artifacts_or_errors(
 ):
     from prefect.settings import PREFECT_API_URL
 
-    from ecgmon.db import upgrade_schema
-    from models.registry import add_threshold, promote, register_model
+    from ecgmon.models.registry.versions import add_threshold, promote, register_model
+    from ecgmon.storage.engine import upgrade_schema
     from tests.conftest import write_day
 
     assert PASSWORD in secret_url

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from ecgmon.db import create_db_engine
+from ecgmon.storage.engine import create_db_engine
 from tests.conftest import write_day
 
 
@@ -33,12 +33,12 @@ def _feed(tmp_path: Path, synthetic_set) -> Path:
 
 @pytest.fixture
 def no_sleep(monkeypatch):
-    monkeypatch.setattr("ecgmon.locking.time.sleep", lambda _s: None)
+    monkeypatch.setattr("ecgmon.storage.locks.time.sleep", lambda _s: None)
 
 
 def _score(settings, folder: Path, run_id: str):
-    from ecgmon.persistence import start_run
-    from tasks.scoring import resolve_judge, score_new_records
+    from ecgmon.storage.batches import start_run
+    from ecgmon.tasks.scoring import resolve_judge, score_new_records
 
     start_run(create_db_engine(settings.database_url_plain), run_id, "score", {}, str(folder))
     return score_new_records(settings, str(folder), None, resolve_judge(settings), run_id)
@@ -47,7 +47,7 @@ def _score(settings, folder: Path, run_id: str):
 def test_a_transient_error_is_retried(
     ecgmon_env, champion, synthetic_set, tmp_path, monkeypatch, no_sleep
 ):
-    import ecgmon.persistence as persistence
+    import ecgmon.storage.batches as persistence
 
     real, calls = persistence._add_run_counts, {"n": 0}
 
@@ -67,8 +67,8 @@ def test_a_transient_error_is_retried(
 def test_a_lasting_outage_fails_cleanly_and_the_next_run_resumes(
     ecgmon_env, champion, synthetic_set, tmp_path, monkeypatch, no_sleep
 ):
-    import ecgmon.persistence as persistence
-    from ecgmon.persistence import read_watermarks
+    import ecgmon.storage.batches as persistence
+    from ecgmon.storage.batches import read_watermarks
 
     real, calls = persistence._add_run_counts, {"n": 0}
 

@@ -5,16 +5,16 @@ import json
 import numpy as np
 import sqlalchemy as sa
 
-from ecgmon.db import create_db_engine
+from ecgmon.storage.engine import create_db_engine
 from tests.conftest import write_day
 
 
 def test_list_then_replay_after_a_fix(ecgmon_env, champion, synthetic_set, tmp_path, monkeypatch):
-    import tasks.scoring
-    from ecgmon.persistence import start_run
+    import ecgmon.tasks.scoring
+    from ecgmon.cli.rejected import rejected_rows, replay
+    from ecgmon.storage.batches import start_run
+    from ecgmon.tasks.scoring import resolve_judge, score_new_records
     from ecgmon.validation import validate_batch
-    from flows.cli_rejected import rejected_rows, replay
-    from tasks.scoring import resolve_judge, score_new_records
 
     signals = synthetic_set.signals[:20].copy()
     signals[2] = np.nan  # truly bad: stays quarantined
@@ -25,7 +25,7 @@ def test_list_then_replay_after_a_fix(ecgmon_env, champion, synthetic_set, tmp_p
     engine = create_db_engine(ecgmon_env.database_url_plain)
     start_run(engine, "run-strict", "score", {}, str(folder))
     with monkeypatch.context() as patch:
-        patch.setattr(tasks.scoring, "validate_batch", strict)
+        patch.setattr(ecgmon.tasks.scoring, "validate_batch", strict)
         counts = score_new_records(
             ecgmon_env, str(folder), None, resolve_judge(ecgmon_env), "run-strict"
         )
@@ -47,7 +47,7 @@ def test_list_then_replay_after_a_fix(ecgmon_env, champion, synthetic_set, tmp_p
 
 
 def test_the_commands_are_registered():
-    from flows.cli import build_parser
+    from ecgmon.cli.main import build_parser
 
     args = build_parser().parse_args(["rejected", "list", "--reason", "non_finite", "--json"])
     assert args.reason == "non_finite" and args.json

@@ -1,10 +1,10 @@
-"""A clinician's list of baseline beats (ecgmon/beat_lists.py): format, matching, clear errors."""
+"""A clinician's list of baseline beats (ecgmon/sources/beat_lists.py): format, matching, errors."""
 
 import numpy as np
 import pytest
 
-from ecgmon.beat_lists import match_listed_beats, read_beat_list
 from ecgmon.errors import DataFormatError, SourceNotFoundError
+from ecgmon.sources.beat_lists import match_listed_beats, read_beat_list
 
 FS = 360.0
 

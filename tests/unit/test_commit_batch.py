@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from ecgmon.db import create_db_engine
-from ecgmon.persistence import BatchWrite, commit_batch, start_run
 from ecgmon.records import ScoredBeats, StreamPosition, ValidBeats
+from ecgmon.storage.batches import BatchWrite, commit_batch, start_run
+from ecgmon.storage.engine import create_db_engine
 
 
 def _write(ids: list[str], losses: list[float], offset: int) -> BatchWrite:

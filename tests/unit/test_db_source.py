@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from ecgmon.db_source import DatabaseSource, db_source_key
 from ecgmon.errors import SourceNotFoundError
 from ecgmon.sources import open_source
+from ecgmon.sources.table import DatabaseSource, db_source_key
 
 T0 = pd.Timestamp("2026-11-05", tz="UTC")
 

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from models.gate import GatePolicy, decide, model_figures
+from ecgmon.models.registry.gate import GatePolicy, decide, model_figures
 
 NORMAL = np.array([0.10, 0.11, 0.12, 0.13, 0.14, 0.15, 0.16, 0.17, 0.18, 0.30])
 ABNORMAL = np.array([0.40, 0.50, 0.60, 0.12])

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from models.metrics import METRIC_KEYS, detection_metrics, summarise_runs
+from ecgmon.models.evaluation.metrics import METRIC_KEYS, detection_metrics, summarise_runs
 
 # Anomalies (the positive class) are beats 2, 4 and 5; a beat is flagged when score > 0.4.
 SCORES = np.array([0.1, 0.3, 0.4, 0.7, 0.5, 0.9])

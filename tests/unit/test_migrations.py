@@ -3,7 +3,8 @@ databases (0003) and still join with an analyst's own text columns."""
 
 import sqlalchemy as sa
 
-from ecgmon.db import MIGRATIONS_DIR, create_db_engine, current_revision, upgrade_schema, view_files
+from ecgmon.resources import migrations_dir
+from ecgmon.storage.engine import create_db_engine, current_revision, upgrade_schema, view_files
 
 
 def _downgrade(engine: sa.Engine, revision: str) -> None:
@@ -11,7 +12,7 @@ def _downgrade(engine: sa.Engine, revision: str) -> None:
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir()))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, revision)

@@ -1,11 +1,16 @@
-"""Per-patient baselines (models/patient.py) on tiny hand-made beats."""
+"""Per-patient baselines (models/patient/baseline.py) on tiny hand-made beats."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from models.patient import PatientBaseline, ShapeModel, fit_patient_baseline, robust_stats
+from ecgmon.models.patient.baseline import (
+    PatientBaseline,
+    ShapeModel,
+    fit_patient_baseline,
+    robust_stats,
+)
 
 
 def normal_beats(n: int, seed: int = 0) -> np.ndarray:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from ecgmon.errors import ArtifactIntegrityError, ModelNotFoundError
-from models.patient import fit_patient_baseline
-from models.patient_registry import (
+from ecgmon.models.patient.baseline import fit_patient_baseline
+from ecgmon.models.registry.patients import (
     load_patient_artifacts,
     patient_artifact_uri,
     save_patient_artifacts,

@@ -4,10 +4,10 @@ the patient's threshold, else the population threshold; drift sees only autoenco
 import numpy as np
 import pandas as pd
 
+from ecgmon.models.patient.baseline import fit_patient_baseline
+from ecgmon.models.registry.patients import PatientModel
+from ecgmon.models.scoring import Judge, autoencoder_losses, score_beats
 from ecgmon.records import ValidBeats
-from models.patient import fit_patient_baseline
-from models.patient_registry import PatientModel
-from models.scoring import Judge, autoencoder_losses, score_beats
 
 
 def beats_of(signals, patients, leads, rr) -> ValidBeats:

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ecgmon.models.patient.thresholds import patient_threshold, trim_outliers
+from ecgmon.models.scoring import Judge, score_beats
 from ecgmon.records import ValidBeats
-from models.patient_thresholds import patient_threshold, trim_outliers
-from models.scoring import Judge, score_beats
 
 
 def test_trim_drops_only_far_outliers() -> None:

@@ -71,7 +71,7 @@ def test_pull_step_sets_the_working_directory_and_slugs_are_unique():
 
 
 def test_serve_builds_the_same_schedules():
-    from flows.serve import build_schedule
+    from ecgmon.flows.serve import build_schedule
 
     built = build_schedule(DEPLOYMENTS["score"]["schedules"][0])
     assert (built.slug, built.timezone, built.interval) == (
@@ -82,7 +82,7 @@ def test_serve_builds_the_same_schedules():
 
 
 def test_serve_deployments_mirror_prefect_yaml():
-    from flows.serve import runner_deployments
+    from ecgmon.flows.serve import runner_deployments
 
     served = {d.name: d for d in runner_deployments()}
     assert set(served) == set(DEPLOYMENTS)

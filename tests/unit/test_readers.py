@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ecgmon.errors import DataFormatError, SourceNotFoundError
-from ecgmon.readers import LabelledBeats, read_beats, read_training_data, read_ucr_pair
+from ecgmon.sources.datasets import LabelledBeats, read_beats, read_training_data, read_ucr_pair
 
 SIGNALS = np.array([[0.5, -1.0, 2.0], [1.5, 0.0, -2.5], [3.0, 0.25, 1.0]], dtype=np.float32)
 LABELS = np.array([1.0, 2.0, 1.0])

@@ -8,8 +8,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from ecgmon.clock import utcnow
-from ecgmon.db import create_db_engine, table, upgrade_schema
-from models.registry import register_version
+from ecgmon.models.registry.versions import register_version
+from ecgmon.storage.engine import create_db_engine, table, upgrade_schema
 
 
 def test_concurrent_registrations_keep_their_own_artifacts(db_url: str, tmp_path: Path) -> None:

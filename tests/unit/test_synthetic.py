@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ecgmon.errors import ConfigurationError, DataFormatError
-from ecgmon.readers import LabelledBeats, read_beats
+from ecgmon.sources.datasets import LabelledBeats, read_beats
 from ecgmon.synthetic import ARTEFACT, NORMAL, PVC, ST_T_CHANGE, synthetic_beats, write_ucr
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from models.thresholds import (
+from ecgmon.models.thresholds import (
     compute_threshold,
     fpr_threshold,
     mean_std_threshold,

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from ecgmon.db import create_db_engine, view_files
 from ecgmon.drift import drift_report
-from ecgmon.persistence import finish_run, start_run
-from tasks.reporting import _json, measure_drift
-from tasks.scoring import resolve_judge, score_new_records
+from ecgmon.storage.batches import finish_run, start_run
+from ecgmon.storage.engine import create_db_engine, view_files
+from ecgmon.tasks.reporting import _json, measure_drift
+from ecgmon.tasks.scoring import resolve_judge, score_new_records
 from tests.conftest import write_day
 
 

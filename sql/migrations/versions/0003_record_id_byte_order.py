@@ -21,7 +21,7 @@ Revises: 0002
 
 from alembic import op
 
-from ecgmon.db import view_files
+from ecgmon.storage.engine import view_files
 
 revision = "0003"
 down_revision = "0002"

@@ -11,7 +11,7 @@ import numpy as np
 from ecgmon import recordings as rec
 
 if TYPE_CHECKING:
-    from models.patient_eval import ScoredRecord
+    from ecgmon.models.evaluation.recordings import ScoredRecord
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ecgmon import recordings as rec
-from ecgmon.db import table
-from models.patient_eval import MIN_ABNORMAL, flag_metrics
+from ecgmon.models.evaluation.recordings import MIN_ABNORMAL, flag_metrics
+from ecgmon.storage.engine import table
 
 
 def read_scores(engine: Engine, source: str | None = None) -> pd.DataFrame:

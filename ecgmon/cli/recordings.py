@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def cmd_evaluate_recordings(args: argparse.Namespace) -> int:
-    from models.patient import evaluate_recordings
+    from ecgmon.models.patient.baseline import evaluate_recordings
 
     result = evaluate_recordings(
         Path(args.data),
@@ -59,10 +59,10 @@ def _cell(value: object, digits: int = 3) -> str:
 
 
 def cmd_evaluate_scores(args: argparse.Namespace) -> int:
-    from ecgmon.db import create_db_engine
+    from ecgmon.models.evaluation.stored_scores import evaluate_scores, read_scores
     from ecgmon.settings import get_settings
-    from ecgmon.wfdb_source import wfdb_source_key
-    from models.score_eval import evaluate_scores, read_scores
+    from ecgmon.sources.wfdb_folder import wfdb_source_key
+    from ecgmon.storage.engine import create_db_engine
 
     engine = create_db_engine(get_settings().database_url_plain)
     source = wfdb_source_key(args.source) if args.source is not None else None

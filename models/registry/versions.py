@@ -9,14 +9,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ecgmon.clock import utcnow
-from ecgmon.db import table
 from ecgmon.errors import ConfigurationError, ModelNotFoundError, NoChampionError
-from ecgmon.locking import source_lock
-from models.detector import AutoencoderDetector
-from models.store import artifact_uri, load_artifacts, save_artifacts
-from models.thresholds import Threshold
+from ecgmon.models.autoencoder.detector import AutoencoderDetector
+from ecgmon.models.registry.store import artifact_uri, load_artifacts, save_artifacts
+from ecgmon.models.thresholds import Threshold
+from ecgmon.storage.engine import table
+from ecgmon.storage.locks import source_lock
 
-#: The lock name registrations take (``ecgmon.locking.source_lock`` works for any stable name).
+#: The lock name registrations take (``ecgmon.storage.locks.source_lock`` takes any stable name).
 REGISTRY_LOCK = "registry:model_versions"
 
 

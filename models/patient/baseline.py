@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.thresholds import Threshold, loss_statistics, mean_std_threshold
+from ecgmon.models.thresholds import Threshold, loss_statistics, mean_std_threshold
 
 MIN_BASELINE_BEATS = 100
 """A baseline with fewer beats than this is not enough to judge a patient by."""
@@ -233,11 +233,11 @@ def evaluate_recordings(
     """Per-record evaluation of per-patient baselines on an MIT-BIH style folder.
 
     ``data_dir`` holds ``records/*.hea`` and ``annotations/NNNannotations.txt``. Returns
-    {"per_record": {name: {...}}, "mean_auroc": float, ...}; see models/patient_eval.py. With
-    ``report_dir`` the top flagged beats of each record are drawn there as PNG; ``detector``
-    chooses the R-peak method (vote, xqrs, neurokit) for comparisons.
+    {"per_record": {name: {...}}, "mean_auroc": float, ...}; see
+    models/evaluation/recordings.py. With ``report_dir`` the top flagged beats of each record are
+    drawn there as PNG; ``detector`` chooses the R-peak method (vote, xqrs, neurokit) for comparisons.
     """
-    from models.patient_eval import evaluate_folder
+    from ecgmon.models.evaluation.recordings import evaluate_folder
 
     return evaluate_folder(
         Path(data_dir), baseline_minutes, seed, report_dir=report_dir, detector=detector

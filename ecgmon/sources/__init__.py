@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Protocol
 
 from ecgmon.errors import SourceNotFoundError
-from ecgmon.parquet_source import (
+from ecgmon.recordings import is_wfdb_folder
+from ecgmon.records import RawBatch
+from ecgmon.sources.parquet import (
     file_fingerprint,
     list_files,
     partition_date,
@@ -17,8 +19,6 @@ from ecgmon.parquet_source import (
     source_key,
     stream_name,
 )
-from ecgmon.recordings import is_wfdb_folder
-from ecgmon.records import RawBatch
 
 
 class Source(Protocol):
@@ -87,15 +87,15 @@ def open_source(spec: str, table: str | None = None, input_length: int | None = 
     if not path.exists():
         raise SourceNotFoundError(f"source {path} does not exist")
     if is_wfdb_folder(path):
-        from ecgmon.wfdb_source import WfdbSource
+        from ecgmon.sources.wfdb_folder import WfdbSource
 
         return WfdbSource(path, input_length)
     return ParquetSource(path)
 
 
 def _database_source(spec: str, table: str | None) -> Source:
-    from ecgmon.db_source import DatabaseSource
     from ecgmon.settings import get_settings
+    from ecgmon.sources.table import DatabaseSource
 
     url = os.environ.get(spec[4:], "") if spec.startswith("env:") else spec
     if not url:

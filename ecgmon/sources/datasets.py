@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgmon.errors import DataFormatError, SourceNotFoundError
-from ecgmon.parquet_beats import check_finite, read_parquet_beats
+from ecgmon.sources.beat_layout import check_finite, read_parquet_beats
 
 logger = logging.getLogger(__name__)
 

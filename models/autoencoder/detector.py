@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.preprocessing import MinMaxScaler
-from models.thresholds import Threshold, compute_threshold
+from ecgmon.models.autoencoder.preprocessing import MinMaxScaler
+from ecgmon.models.thresholds import Threshold, compute_threshold
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
@@ -20,7 +20,7 @@ SCORE_CHUNK = 16_384  # beats per compiled call: small activations (peak RSS -90
 
 def resolve_architecture(name: str | None) -> str:
     """``name``, or the architecture measured best when it is None."""
-    from models.architectures import DEFAULT_ARCHITECTURE
+    from ecgmon.models.autoencoder.architectures import DEFAULT_ARCHITECTURE
 
     return name or DEFAULT_ARCHITECTURE
 
@@ -74,9 +74,12 @@ class AutoencoderDetector:
             raise ValueError(f"need at least 10 normal beats to train, got {len(normal_signals)}")
         started = time.perf_counter()
         # Keras loads here, not at import: flow modules import this one (see PREFECT.md)
-        from models.architectures import build_autoencoder, default_hyperparameters
-        from models.seeding import seed_everything
-        from models.training import fit_autoencoder
+        from ecgmon.models.autoencoder.architectures import (
+            build_autoencoder,
+            default_hyperparameters,
+        )
+        from ecgmon.models.autoencoder.seeding import seed_everything
+        from ecgmon.models.autoencoder.training import fit_autoencoder
 
         seed_everything(seed)
         hp = default_hyperparameters(architecture) | (hyperparameters or {})
@@ -122,7 +125,7 @@ class AutoencoderDetector:
         if self._score_fn is None:
             import tensorflow as tf
 
-            from models.architectures import anomaly_score_fn
+            from ecgmon.models.autoencoder.architectures import anomaly_score_fn
 
             score = anomaly_score_fn(self.architecture)
             model = self.model
@@ -165,7 +168,7 @@ class AutoencoderDetector:
         """Load a saved detector; Keras safe mode, nothing unpickled."""
         import keras
 
-        import models.architectures  # noqa: F401  (registers custom layers before loading)
+        import ecgmon.models.autoencoder.architectures  # noqa: F401  (registers custom layers before loading)
 
         meta = json.loads((folder / METADATA_FILE).read_text())
         model = keras.saving.load_model(folder / MODEL_FILE, safe_mode=True, compile=False)

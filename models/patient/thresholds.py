@@ -15,8 +15,8 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ecgmon.db import table
-from models.thresholds import Threshold, compute_threshold
+from ecgmon.models.thresholds import Threshold, compute_threshold
+from ecgmon.storage.engine import table
 
 TRIM_MADS = 5.0
 """Baseline losses beyond median + TRIM_MADS robust standard deviations are treated as outliers."""

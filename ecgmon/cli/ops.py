@@ -1,4 +1,5 @@
-"""Operations sub-commands: retrain, recalibrate, backfill, models show|promote|rollback, serve."""
+"""Operations sub-commands: retrain, recalibrate, backfill, models show|promote|rollback, serve,
+deployments."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ PARAM_OF_METHOD = {"k": "mean_std", "q": "quantile", "fpr": "fpr"}
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from flows.retrain import retrain_flow
+    from ecgmon.flows.retrain import retrain_flow
 
     r = retrain_flow(
         data=str(args.data), architecture=args.architecture, epochs=args.epochs, seed=args.seed
@@ -45,7 +46,7 @@ def method_and_param(args: argparse.Namespace) -> tuple[str | None, float | None
 
 
 def cmd_recalibrate(args: argparse.Namespace) -> int:
-    from flows.recalibrate import recalibrate_flow
+    from ecgmon.flows.recalibrate import recalibrate_flow
 
     method, param = method_and_param(args)
     r = recalibrate_flow(
@@ -63,7 +64,7 @@ def cmd_recalibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from flows.backfill import backfill_flow
+    from ecgmon.flows.backfill import backfill_flow
 
     r = backfill_flow(
         source=str(args.source),
@@ -85,8 +86,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_models_show(args: argparse.Namespace) -> int:
-    from ecgmon.db import create_db_engine
-    from models.registry import get_version
+    from ecgmon.models.registry.versions import get_version
+    from ecgmon.storage.engine import create_db_engine
 
     row = get_version(create_db_engine(get_settings().database_url_plain), args.version)
     row.pop("normal_losses", None)
@@ -95,8 +96,8 @@ def cmd_models_show(args: argparse.Namespace) -> int:
 
 
 def cmd_models_promote(args: argparse.Namespace) -> int:
-    from ecgmon.db import create_db_engine
-    from models.registry import active_threshold, promote, require_population_model
+    from ecgmon.models.registry.versions import active_threshold, promote, require_population_model
+    from ecgmon.storage.engine import create_db_engine
 
     engine = create_db_engine(get_settings().database_url_plain)
     require_population_model(engine, args.version)
@@ -107,8 +108,8 @@ def cmd_models_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_models_rollback(args: argparse.Namespace) -> int:
-    from ecgmon.db import create_db_engine
-    from models.registry import rollback
+    from ecgmon.models.registry.versions import rollback
+    from ecgmon.storage.engine import create_db_engine
 
     version = rollback(create_db_engine(get_settings().database_url_plain))
     print(f"rolled back: model version {version} is the champion again")
@@ -116,9 +117,16 @@ def cmd_models_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from flows.serve import serve_all
+    from ecgmon.flows.serve import serve_all
 
     serve_all()
+    return 0
+
+
+def cmd_deployments(args: argparse.Namespace) -> int:
+    from ecgmon.resources import prefect_file
+
+    print(prefect_file())
     return 0
 
 
@@ -165,6 +173,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "a running `prefect server start`)",
     )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "deployments",
+        help="print the path of the packaged prefect.yaml "
+        "(prefect --no-prompt deploy --all --prefect-file PATH)",
+    )
+    p.set_defaults(func=cmd_deployments)
 
     msub = _models_subparsers(sub)
     p = msub.add_parser("show", help="one version's registry row and gate decision")

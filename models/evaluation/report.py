@@ -1,9 +1,9 @@
 """Evaluation report: PNG pictures and a markdown summary that embeds them.
 
 Drawn with matplotlib's object API (``Figure`` + Agg canvas), never pyplot, so it holds no global
-state and needs no display. Input is what ``models.evaluation.evaluate`` returns: the summary
-dict (means over seeds) and the list of per-seed runs (test losses, truth, threshold, history,
-example reconstructions). Pictures are drawn from the first run; the ROC shows every run.
+state and needs no display. Input is what ``ecgmon.models.evaluation.labelled.evaluate`` returns:
+the summary dict (means over seeds) and the list of per-seed runs (test losses, truth, threshold,
+history, example reconstructions). Pictures are drawn from the first run; the ROC shows every run.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def parse_moment(text: str) -> float | datetime:
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     from ecgmon.settings import get_settings
-    from tasks.baseline import calibrate_patient
+    from ecgmon.tasks.baseline import calibrate_patient
 
     result = calibrate_patient(
         get_settings(),
@@ -70,9 +70,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
-def strip_of(args: argparse.Namespace):  # noqa: ANN201 - tasks.baseline.Strip, imported late
+def strip_of(args: argparse.Namespace):  # noqa: ANN201 - ecgmon.tasks.baseline.Strip, imported late
     """The baseline strip the arguments name: --beats FILE, --start/--end, or --minutes."""
-    from tasks.baseline import Strip
+    from ecgmon.tasks.baseline import Strip
 
     ranged = args.start is not None or args.end is not None or args.minutes is not None
     if args.beats is not None:

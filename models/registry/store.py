@@ -11,7 +11,7 @@ from typing import TypeVar
 import fsspec
 
 from ecgmon.errors import ArtifactIntegrityError, ModelNotFoundError
-from models.detector import METADATA_FILE, MODEL_FILE, AutoencoderDetector
+from ecgmon.models.autoencoder.detector import METADATA_FILE, MODEL_FILE, AutoencoderDetector
 
 ARTIFACT_FILES = (MODEL_FILE, METADATA_FILE)
 T = TypeVar("T")

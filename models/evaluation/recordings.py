@@ -18,7 +18,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 
 from ecgmon import recordings as rec
 from ecgmon.errors import SourceNotFoundError
-from models.patient import MIN_BASELINE_BEATS, PatientBaseline, fit_patient_baseline
+from ecgmon.models.patient.baseline import MIN_BASELINE_BEATS, PatientBaseline, fit_patient_baseline
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def evaluate_folder(
         scored = score_record(data_dir, header.stem, baseline_minutes, seed, k, detector)
         per_record[header.stem] = measure(scored)
         if report_dir is not None and scored.baseline is not None:
-            from models.patient_report import write_flagged_beats
+            from ecgmon.models.patient.pictures import write_flagged_beats
 
             per_record[header.stem]["pictures"] = [
                 str(p) for p in write_flagged_beats(scored, Path(report_dir))

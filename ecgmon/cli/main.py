@@ -20,16 +20,16 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 # returns them to the OS after a second (ecgmon.memory; setting it at run time misses some).
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
-from ecgmon.db import redact_url  # noqa: E402
 from ecgmon.errors import EcgmonError  # noqa: E402
 from ecgmon.settings import get_settings  # noqa: E402
+from ecgmon.storage.engine import redact_url  # noqa: E402
 
 # Modules that add sub-commands: each has ``register(subparsers)``.
 EXTENSIONS: list[str] = [
-    "flows.cli_ops",
-    "flows.cli_recordings",
-    "flows.cli_rejected",
-    "flows.cli_baseline",
+    "ecgmon.cli.ops",
+    "ecgmon.cli.recordings",
+    "ecgmon.cli.rejected",
+    "ecgmon.cli.baseline",
 ]
 
 
@@ -45,7 +45,7 @@ def _jsonable(value: object) -> object:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from ecgmon.db import create_db_engine, upgrade_schema
+    from ecgmon.storage.engine import create_db_engine, upgrade_schema
 
     settings = get_settings()
     head = upgrade_schema(create_db_engine(settings.database_url_plain))
@@ -54,7 +54,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from flows.train import train_flow
+    from ecgmon.flows.train import train_flow
 
     _require_path(args.data)
 
@@ -74,9 +74,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from ecgmon.flows.score import score_flow
     from ecgmon.sources import open_source
-    from flows.score import score_flow
-    from tasks.scoring import resolve_judge
+    from ecgmon.tasks.scoring import resolve_judge
 
     # the errors a user can cause are found before a flow run starts
     open_source(str(args.source), args.table)
@@ -118,8 +118,8 @@ def _require_path(path: Path) -> None:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from ecgmon.db import create_db_engine
-    from models.registry import list_versions
+    from ecgmon.models.registry.versions import list_versions
+    from ecgmon.storage.engine import create_db_engine
 
     rows = list_versions(create_db_engine(get_settings().database_url_plain))
     if args.json:
@@ -155,7 +155,7 @@ _MODEL_COLUMNS = (
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from models.evaluation import evaluate
+    from ecgmon.models.evaluation.labelled import evaluate
 
     summary, runs = evaluate(
         Path(args.data),
@@ -168,7 +168,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args.threshold_param,
     )
     if args.report:
-        from models.report import write_report
+        from ecgmon.models.evaluation.report import write_report
 
         path = write_report(Path(args.report), summary, runs)
         print(f"report written to {path}", file=sys.stderr)
@@ -183,7 +183,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from flows.demo import run_demo
+    from ecgmon.flows.demo import run_demo
 
     return run_demo(data=args.data, beats_per_day=args.beats_per_day, epochs=args.epochs)
 

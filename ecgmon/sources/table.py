@@ -17,8 +17,8 @@ in the run that re-read them, in both ``n_read`` and ``n_scored``: every run sti
 distinct scores by the re-read overlap. Flags of re-read beats keep their alert state, so no beat
 is alerted twice. The watermark never moves backwards.
 
-The source key names the database with its password masked (:func:`ecgmon.db.redact_url`); the
-URL itself never leaves this object.
+The source key names the database with its password masked
+(:func:`ecgmon.storage.engine.redact_url`); the URL itself never leaves this object.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ecgmon.clock import as_utc
-from ecgmon.db import redact_url
 from ecgmon.errors import DataFormatError, SourceNotFoundError
-from ecgmon.parquet_beats import sample_columns
 from ecgmon.records import RawBatch, StreamPosition
+from ecgmon.sources.beat_layout import sample_columns
+from ecgmon.storage.engine import redact_url
 
 
 def db_source_key(url: str, table_name: str) -> str:

@@ -18,9 +18,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from ecgmon.clock import utcnow
-from ecgmon.db import create_db_engine, table
 from ecgmon.records import RawBatch, StreamPosition
 from ecgmon.settings import get_settings
+from ecgmon.storage.engine import create_db_engine, table
 
 REPLAY_STREAM = "replay"
 
@@ -77,11 +77,11 @@ def _numbers(values: list | None) -> list | None:
 
 def replay(settings, source: str | None = None, reason: str | None = None) -> dict:  # noqa: ANN001
     """Re-validate and score pending quarantined rows; returns counts per outcome."""
-    from ecgmon.locking import source_lock
-    from ecgmon.persistence import BatchWrite, commit_batch, finish_run, start_run
+    from ecgmon.models.scoring import score_beats
+    from ecgmon.storage.batches import BatchWrite, commit_batch, finish_run, start_run
+    from ecgmon.storage.locks import source_lock
+    from ecgmon.tasks.scoring import load_judge, resolve_judge
     from ecgmon.validation import validate_batch
-    from models.scoring import score_beats
-    from tasks.scoring import load_judge, resolve_judge
 
     engine = create_db_engine(settings.database_url_plain)
     rows = [

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from models.metrics import detection_metrics
+from ecgmon.models.evaluation.metrics import detection_metrics
 
 FAR_TOLERANCE = 0.02
 AUROC_TOLERANCE = 0.01

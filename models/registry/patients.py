@@ -22,10 +22,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ecgmon.clock import utcnow
-from ecgmon.db import table
-from models.patient import PatientBaseline
-from models.registry import insert_threshold, register_version
-from models.store import artifact_uri, load_through_folder, save_through_folder
+from ecgmon.models.patient.baseline import PatientBaseline
+from ecgmon.models.registry.store import artifact_uri, load_through_folder, save_through_folder
+from ecgmon.models.registry.versions import insert_threshold, register_version
+from ecgmon.storage.engine import table
 
 PATIENT_ARCHITECTURE = "patient_subspace_rr"
 """``model_versions.architecture`` of a per-patient model (principal subspace + RR context)."""

@@ -31,9 +31,9 @@ from pgpq import ArrowToPostgresBinaryEncoder
 from sqlalchemy.engine import Connection, Engine
 
 from ecgmon.clock import utcnow
-from ecgmon.db import table
 from ecgmon.drift import add_states
 from ecgmon.records import Rejection, ScoredBeats, StreamPosition
+from ecgmon.storage.engine import table
 
 STAGE_COLUMNS = (
     "record_id",

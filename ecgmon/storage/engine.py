@@ -10,11 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from ecgmon.errors import ConfigurationError, SchemaError
+from ecgmon.resources import migrations_dir, views_dir
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "sql" / "migrations"
-VIEWS_DIR = Path(__file__).resolve().parents[1] / "sql" / "views"
 TABLES = (
     "model_versions",
     "thresholds",
@@ -66,7 +65,7 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> str:
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir()))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
@@ -84,7 +83,7 @@ def current_revision(engine: Engine) -> str | None:
 
 def view_files() -> list[Path]:
     """The analyst view definitions, one ``v_*.sql`` file per view."""
-    return sorted(VIEWS_DIR.glob("v_*.sql"))
+    return sorted(views_dir().glob("v_*.sql"))
 
 
 def create_views(engine: Engine) -> list[str]:

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from ecgmon.readers import LabelledBeats, read_beats, read_ucr_pair
-from models.detector import AutoencoderDetector, resolve_architecture
-from models.metrics import detection_metrics, summarise_runs
+from ecgmon.models.autoencoder.detector import AutoencoderDetector, resolve_architecture
+from ecgmon.models.evaluation.metrics import detection_metrics, summarise_runs
+from ecgmon.sources.datasets import LabelledBeats, read_beats, read_ucr_pair
 
 log = logging.getLogger(__name__)
 SPLITS = ("tf", "ucr")
