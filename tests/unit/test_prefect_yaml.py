@@ -34,8 +34,8 @@ def test_the_four_deployments_exist_with_known_keys_only():
 
 
 @pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
-def test_entrypoint_loads_and_parameters_validate(name, monkeypatch):
-    monkeypatch.chdir(ROOT)
+def test_entrypoint_loads_and_parameters_validate(name, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # module entrypoints: loaded from the package, not the checkout
     spec = DEPLOYMENTS[name]
     flow = load_flow_from_entrypoint(spec["entrypoint"])
     assert flow.name == name
