@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ecgmon.models.autoencoder.detector import AutoencoderDetector
-from ecgmon.models.patient.thresholds import patient_baseline_name
-from ecgmon.models.registry.patients import PatientModel
+from ecgmon.models.registry.patients import PatientModel, patient_baseline_name
 from ecgmon.records import ScoredBeats, ValidBeats
 
 RR_COLUMNS = ("rr_before", "rr_after")

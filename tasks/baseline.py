@@ -35,8 +35,12 @@ from ecgmon.models.patient.baseline import (
     RR_SCALE_FLOOR,
     fit_patient_baseline,
 )
-from ecgmon.models.patient.thresholds import patient_baseline_name, patient_threshold
-from ecgmon.models.registry.patients import patient_model_name, register_patient_model
+from ecgmon.models.patient.thresholds import patient_threshold
+from ecgmon.models.registry.patients import (
+    patient_baseline_name,
+    patient_model_name,
+    register_patient_model,
+)
 from ecgmon.models.registry.versions import (
     active_threshold,
     add_threshold,

@@ -20,8 +20,7 @@ from sqlalchemy.engine import Engine
 
 from ecgmon.drift import DriftAccumulator
 from ecgmon.memory import release_freed_buffers
-from ecgmon.models.patient.thresholds import active_patient_thresholds
-from ecgmon.models.registry.patients import active_patient_models
+from ecgmon.models.registry.patients import active_patient_models, active_patient_thresholds
 from ecgmon.models.registry.versions import (
     active_threshold,
     champion_version,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 
 def cmd_evaluate_recordings(args: argparse.Namespace) -> int:
-    from ecgmon.models.patient.baseline import evaluate_recordings
+    from ecgmon.models.evaluation.recordings import evaluate_folder
 
-    result = evaluate_recordings(
+    result = evaluate_folder(
         Path(args.data),
         args.baseline_minutes,
         seed=args.seed,

@@ -19,6 +19,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 from ecgmon import recordings as rec
 from ecgmon.errors import SourceNotFoundError
 from ecgmon.models.patient.baseline import MIN_BASELINE_BEATS, PatientBaseline, fit_patient_baseline
+from ecgmon.models.patient.pictures import plot_beat_in_context
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,6 @@ def evaluate_folder(
         scored = score_record(data_dir, header.stem, baseline_minutes, seed, k, detector)
         per_record[header.stem] = measure(scored)
         if report_dir is not None and scored.baseline is not None:
-            from ecgmon.models.patient.pictures import write_flagged_beats
-
             per_record[header.stem]["pictures"] = [
                 str(p) for p in write_flagged_beats(scored, Path(report_dir))
             ]
@@ -157,6 +156,38 @@ def measure(scored: ScoredRecord) -> dict:
         | metrics
         | {"eligible": True, "included": included, "reason": reason, "baseline": summary}
     )
+
+
+def write_flagged_beats(scored: ScoredRecord, folder: Path, n: int = 2) -> list[Path]:
+    """PNG pictures of the ``n`` highest-scoring flagged beats of a scored record."""
+    if scored.baseline is None:
+        return []
+    threshold = scored.baseline.threshold.value
+    flagged = np.flatnonzero(np.nan_to_num(scored.scores, nan=-np.inf) > threshold)
+    top = flagged[np.argsort(scored.scores[flagged])[::-1][:n]]
+    marks = {int(p): str(s) for p, s in zip(scored.peaks, scored.symbols, strict=True)}
+    paths = []
+    for i in top:
+        sample, name = int(scored.peaks[i]), scored.recording.name
+        title = (
+            f"record {name}, R peak at sample {sample} ({sample / scored.recording.fs:.1f} s): "
+            f"score {scored.scores[i]:.1f} > threshold {threshold:.1f}; "
+            f"annotation {scored.symbols[i] or 'none'}"
+        )
+        reconstruction = scored.baseline.shape.reconstruct(scored.beats[i : i + 1])[0]
+        paths.append(
+            plot_beat_in_context(
+                scored.recording,
+                sample,
+                scored.beats[i],
+                reconstruction,
+                Path(folder) / f"{name}_{sample}.png",
+                marks=marks,
+                title=title,
+            )
+        )
+    log.info("record %s: %d flagged-beat pictures in %s", scored.recording.name, len(paths), folder)
+    return paths
 
 
 def _labels(

@@ -221,24 +221,3 @@ def fit_patient_baseline(
         threshold=threshold,
         baseline_scores=scores,
     )
-
-
-def evaluate_recordings(
-    data_dir: Path,
-    baseline_minutes: float,
-    seed: int = 0,
-    report_dir: Path | None = None,
-    detector: str = "vote",
-) -> dict:
-    """Per-record evaluation of per-patient baselines on an MIT-BIH style folder.
-
-    ``data_dir`` holds ``records/*.hea`` and ``annotations/NNNannotations.txt``. Returns
-    {"per_record": {name: {...}}, "mean_auroc": float, ...}; see
-    models/evaluation/recordings.py. With ``report_dir`` the top flagged beats of each record are
-    drawn there as PNG; ``detector`` chooses the R-peak method (vote, xqrs, neurokit) for comparisons.
-    """
-    from ecgmon.models.evaluation.recordings import evaluate_folder
-
-    return evaluate_folder(
-        Path(data_dir), baseline_minutes, seed, report_dir=report_dir, detector=detector
-    )

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ecgmon import recordings as rec
-
-if TYPE_CHECKING:
-    from ecgmon.models.evaluation.recordings import ScoredRecord
-
-log = logging.getLogger(__name__)
 
 
 def plot_beat_in_context(
@@ -69,35 +62,3 @@ def cut_beat(recording: rec.Recording, sample: int, length: int) -> np.ndarray:
     cleaned = rec.clean_signal(recording.signal, recording.fs)
     peaks = np.array([sample], dtype=np.int64)
     return rec.normalise_beats(rec.cut_beats(cleaned, peaks, recording.fs, length))[0]
-
-
-def write_flagged_beats(scored: ScoredRecord, folder: Path, n: int = 2) -> list[Path]:
-    """PNG pictures of the ``n`` highest-scoring flagged beats of a scored record."""
-    if scored.baseline is None:
-        return []
-    threshold = scored.baseline.threshold.value
-    flagged = np.flatnonzero(np.nan_to_num(scored.scores, nan=-np.inf) > threshold)
-    top = flagged[np.argsort(scored.scores[flagged])[::-1][:n]]
-    marks = {int(p): str(s) for p, s in zip(scored.peaks, scored.symbols, strict=True)}
-    paths = []
-    for i in top:
-        sample, name = int(scored.peaks[i]), scored.recording.name
-        title = (
-            f"record {name}, R peak at sample {sample} ({sample / scored.recording.fs:.1f} s): "
-            f"score {scored.scores[i]:.1f} > threshold {threshold:.1f}; "
-            f"annotation {scored.symbols[i] or 'none'}"
-        )
-        reconstruction = scored.baseline.shape.reconstruct(scored.beats[i : i + 1])[0]
-        paths.append(
-            plot_beat_in_context(
-                scored.recording,
-                sample,
-                scored.beats[i],
-                reconstruction,
-                Path(folder) / f"{name}_{sample}.png",
-                marks=marks,
-                title=title,
-            )
-        )
-    log.info("record %s: %d flagged-beat pictures in %s", scored.recording.name, len(paths), folder)
-    return paths

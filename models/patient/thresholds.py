@@ -3,8 +3,9 @@
 A patient's baseline strip (beats a clinician confirmed as normal rhythm, or by default the first
 minutes of the recording) is scored by the population model; the threshold rule of the model's
 active population threshold (mean + k·std of normal losses by default) is then applied to those
-losses alone. Stored in ``thresholds`` with ``patient_id`` set; the scorer uses it for that
-patient's beats and records ``baseline = "patient:{patient_id}:t{threshold_version}"``.
+losses alone. The registry stores it in ``thresholds`` with ``patient_id`` set
+(ecgmon.models.registry); the scorer uses it for that patient's beats when no patient model
+applies.
 """
 
 from __future__ import annotations
@@ -12,11 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from ecgmon.models.thresholds import Threshold, compute_threshold
-from ecgmon.storage.engine import table
 
 TRIM_MADS = 5.0
 """Baseline losses beyond median + TRIM_MADS robust standard deviations are treated as outliers."""
@@ -50,22 +48,3 @@ def patient_threshold(
     threshold = compute_threshold(kept, method, None if param is None else float(param))
     stats = threshold.loss_stats | {"n_baseline": int(np.size(losses)), "n_kept": int(kept.size)}
     return Threshold(threshold.method, threshold.params, threshold.value, stats)
-
-
-def active_patient_thresholds(engine: Engine, model_version: int) -> dict[str, tuple[int, float]]:
-    """{patient_id: (threshold_version, value)} of every active per-patient threshold."""
-    thresholds = table(engine, "thresholds")
-    query = sa.select(
-        thresholds.c.patient_id, thresholds.c.threshold_version, thresholds.c.value
-    ).where(
-        (thresholds.c.model_version == model_version)
-        & thresholds.c.active
-        & thresholds.c.patient_id.is_not(None)
-    )
-    with engine.connect() as conn:
-        return {row[0]: (int(row[1]), float(row[2])) for row in conn.execute(query)}
-
-
-def patient_baseline_name(patient_id: str, threshold_version: int) -> str:
-    """What the ``baseline`` column of scores/anomalies says for a per-patient threshold."""
-    return f"patient:{patient_id}:t{threshold_version}"

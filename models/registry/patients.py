@@ -11,6 +11,11 @@ new one archives the patient's older models (status ``archived``, thresholds ina
 transaction. A patient model never becomes ``champion``: that status (one row, unique index
 ``ux_model_versions_one_champion``) names the population model; a patient model stays
 ``candidate`` while it is its patient's active model.
+
+A patient may also have a threshold of the population model recalibrated on their baseline
+(ecgmon.models.patient.thresholds): a ``thresholds`` row with ``patient_id`` set and
+``model_version`` the population model. It judges the patient's beats when no patient model
+applies; the beats then say ``patient:{patient_id}:t{threshold_version}``.
 """
 
 from __future__ import annotations
@@ -52,6 +57,11 @@ class PatientModel:
 def patient_model_name(patient_id: str, model_version: int) -> str:
     """``patient:{patient_id}:v{model_version}``."""
     return f"patient:{patient_id}:v{model_version}"
+
+
+def patient_baseline_name(patient_id: str, threshold_version: int) -> str:
+    """What the ``baseline`` column of scores/anomalies says for a per-patient threshold."""
+    return f"patient:{patient_id}:t{threshold_version}"
 
 
 def patient_artifact_uri(store: str, version: int, patient_id: str) -> str:
@@ -183,6 +193,20 @@ def active_patient_models(engine: Engine, input_length: int) -> dict[str, Patien
         )
         for patient, row in rows.items()
     }
+
+
+def active_patient_thresholds(engine: Engine, model_version: int) -> dict[str, tuple[int, float]]:
+    """{patient_id: (threshold_version, value)} of every active per-patient threshold."""
+    thresholds = table(engine, "thresholds")
+    query = sa.select(
+        thresholds.c.patient_id, thresholds.c.threshold_version, thresholds.c.value
+    ).where(
+        (thresholds.c.model_version == model_version)
+        & thresholds.c.active
+        & thresholds.c.patient_id.is_not(None)
+    )
+    with engine.connect() as conn:
+        return {row[0]: (int(row[1]), float(row[2])) for row in conn.execute(query)}
 
 
 def _as_dict(value: object) -> dict:
