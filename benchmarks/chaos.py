@@ -44,8 +44,9 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from ecgmon.errors import EcgmonError  # noqa: E402
 from ecgmon.settings import Settings  # noqa: E402
-from ecgmon.storage.batches import finish_run, read_watermarks, start_run  # noqa: E402
 from ecgmon.storage.engine import create_db_engine, upgrade_schema  # noqa: E402
+from ecgmon.storage.runs import finish_run, start_run  # noqa: E402
+from ecgmon.storage.watermarks import read_watermarks  # noqa: E402
 from tests.badinput import BadCase, corpus  # noqa: E402
 
 log = logging.getLogger("chaos")

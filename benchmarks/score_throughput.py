@@ -192,8 +192,8 @@ def _score_run(settings, source: str, run_id: str) -> dict:  # noqa: ANN001
     """What flows/score.py runs, as plain functions (no Prefect API needed in the child)."""
     from dataclasses import asdict
 
-    from ecgmon.storage.batches import finish_run, start_run
     from ecgmon.storage.engine import create_db_engine
+    from ecgmon.storage.runs import finish_run, start_run
     from ecgmon.tasks.scoring import resolve_judge, score_new_records
 
     engine = create_db_engine(settings.database_url_plain)
@@ -267,7 +267,8 @@ def limit(url: str, folder: Path, detector) -> dict[str, float]:  # noqa: ANN001
 def _bare_load(url: str, parts: list[dict], losses: list, threshold: float, source: str) -> float:
     import sqlalchemy as sa
 
-    from ecgmon.storage.batches import copy_columns
+    from ecgmon.storage.batches import SCORE_COPY_TYPES
+    from ecgmon.storage.pg_copy import copy_columns
 
     engine = sa.create_engine(url)
     with engine.begin() as conn:
@@ -277,7 +278,7 @@ def _bare_load(url: str, parts: list[dict], losses: list, threshold: float, sour
         for part, loss in zip(parts, losses, strict=True):
             columns = _result_columns(part, loss, threshold, source)
             if engine.dialect.name == "postgresql":  # binary COPY, the pipeline's own encoder
-                copy_columns(conn, "limit_scores", RESULT_COLUMNS, columns)
+                copy_columns(conn, "limit_scores", RESULT_COLUMNS, columns, SCORE_COPY_TYPES)
             else:
                 columns["recorded_at"] = columns["recorded_at"].cast(pa.string())
                 columns["scored_at"] = columns["scored_at"].cast(pa.string())

@@ -9,13 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 
 from ecgmon.errors import DataFormatError
-from ecgmon.resources import query_file
 from ecgmon.settings import Settings, default_var_dir, get_settings
 from ecgmon.sources.datasets import LabelledBeats, read_beats, read_ucr_pair
-from ecgmon.storage.engine import create_db_engine, redact_url, upgrade_schema
+from ecgmon.storage.engine import create_db_engine, redact_url, run_query, upgrade_schema
 from ecgmon.synthetic import synthetic_beats
 
 log = logging.getLogger(__name__)
@@ -143,9 +141,6 @@ def _summarise(settings: Settings, result: dict, version: int, incoming: Path) -
     )
     print(f"database: {redact_url(settings.database_url_plain)}")
     print(f"model store: {settings.model_store}")
-    query_path = query_file("daily_anomaly_rate.sql")
-    query = query_path.read_text()
-    print(f"\nanalyst query ({query_path.name}):")
-    with engine.connect() as conn:
-        frame = pd.read_sql(sa.text(query), conn)
-    print(frame.to_string(index=False))
+    query = "daily_anomaly_rate.sql"
+    print(f"\nanalyst query ({query}):")
+    print(run_query(engine, query).to_string(index=False))

@@ -20,18 +20,17 @@ import logging
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
-import sqlalchemy as sa
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Engine
 
-from ecgmon.clock import utcnow
 from ecgmon.settings import Settings
-from ecgmon.storage.engine import create_db_engine, table
-from ecgmon.tasks.reporting import flagged_query, read_run, top_flagged
+from ecgmon.storage.batches import new_flag_count, record_alert_outcome
+from ecgmon.storage.engine import create_db_engine
+from ecgmon.storage.runs import claim_alert, read_run
+from ecgmon.tasks.reporting import flagged_query, top_flagged
 
 EVENT = "ecg.anomalies.flagged"
-CLAIMABLE = (None, "failed", "unconfigured")
 
 
 @dataclass
@@ -88,47 +87,10 @@ def alert_message(run: dict, reasons: list[str], beats: list[dict]) -> tuple[str
     return title, "\n".join(lines)
 
 
-def claim_run(engine: Engine, run_id: str) -> bool:
-    """Take the run's alert for this process: True for exactly one caller."""
-    runs = table(engine, "pipeline_runs")
-    state = runs.c.alert_state
-    with engine.begin() as conn:
-        claimed = conn.execute(
-            runs.update()
-            .where(runs.c.run_id == run_id)
-            .where(sa.or_(state.is_(None), state.in_([s for s in CLAIMABLE if s])))
-            .values(alert_state="sending")
-        )
-        return claimed.rowcount == 1
-
-
-def new_flag_count(engine: Engine, run_id: str) -> int:
-    """Beats this run flagged first that no alert has reached yet."""
-    anomalies = table(engine, "anomalies")
-    with engine.connect() as conn:
-        return conn.execute(
-            sa.select(sa.func.count())
-            .select_from(anomalies)
-            .where(anomalies.c.run_id == run_id, anomalies.c.alert_state != "sent")
-        ).scalar_one()
-
-
 def record_outcome(engine: Engine, run_id: str, outcome: AlertOutcome) -> None:
     """Store the outcome on the run and its not-yet-alerted beats, in one transaction."""
-    runs, anomalies = table(engine, "pipeline_runs"), table(engine, "anomalies")
     beat_state = {"sent": "sent", "partial": "sent", "failed": "failed"}.get(outcome.state)
-    with engine.begin() as conn:
-        conn.execute(
-            runs.update()
-            .where(runs.c.run_id == run_id)
-            .values(alert_state=outcome.state, alert_detail=outcome.detail[:2000])
-        )
-        if beat_state:
-            conn.execute(
-                anomalies.update()
-                .where(anomalies.c.run_id == run_id, anomalies.c.alert_state != "sent")
-                .values(alert_state=beat_state, alerted_at=utcnow())
-            )
+    record_alert_outcome(engine, run_id, outcome.state, outcome.detail, beat_state)
 
 
 @contextmanager
@@ -196,7 +158,7 @@ def deliver(settings: Settings, title: str, body: str) -> AlertOutcome:
 def alert_run(settings: Settings, run_id: str) -> AlertOutcome:
     """Alert once for a committed run, if it deserves one; records and returns the outcome."""
     engine = create_db_engine(settings.database_url_plain)
-    if not claim_run(engine, run_id):
+    if not claim_alert(engine, run_id):
         return AlertOutcome("skipped", "this run's alert was already handled")
     run = read_run(engine, run_id)
     n_new = new_flag_count(engine, run_id)

@@ -12,7 +12,6 @@ import threading
 from datetime import date
 from itertools import chain
 
-import sqlalchemy as sa
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -21,8 +20,8 @@ from ecgmon.models.scoring import Judge
 from ecgmon.records import StreamPosition
 from ecgmon.settings import Settings
 from ecgmon.sources import Source, open_source
-from ecgmon.storage.batches import advance_watermark
-from ecgmon.storage.engine import create_db_engine, table
+from ecgmon.storage.engine import create_db_engine
+from ecgmon.storage.watermarks import advance_watermark, complete_streams
 from ecgmon.tasks.scoring import JudgeRef, load_judge, score_batches
 
 MARK_PREFIX = "backfill:"
@@ -50,14 +49,8 @@ def days_in_range(source: Source, start: date, end: date) -> list[date]:
 def done_days(settings: Settings, source_key: str, ref: JudgeRef) -> set[date]:
     """Days already backfilled with the same model and threshold versions."""
     engine = create_db_engine(settings.database_url_plain)
-    marks = table(engine, "ingest_watermarks")
-    query = sa.select(marks.c.stream).where(
-        (marks.c.source == marker_source(source_key))
-        & (marks.c.fingerprint == marker_fingerprint(ref))
-        & marks.c.complete
-    )
-    with engine.connect() as conn:
-        return {date.fromisoformat(s) for s in conn.execute(query).scalars()}
+    streams = complete_streams(engine, marker_source(source_key), marker_fingerprint(ref))
+    return {date.fromisoformat(s) for s in streams}
 
 
 def mark_day_done(

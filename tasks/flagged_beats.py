@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import sqlalchemy as sa
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -30,7 +29,8 @@ from ecgmon.models.patient.pictures import cut_beat, plot_beat_in_context
 from ecgmon.models.registry.patients import load_patient_artifacts
 from ecgmon.models.registry.versions import get_version, load_detector
 from ecgmon.settings import Settings
-from ecgmon.storage.engine import create_db_engine, table
+from ecgmon.storage.batches import top_flagged_beats
+from ecgmon.storage.engine import create_db_engine
 
 TOP_PICTURES = 3
 ARTIFACT_KEY = "score-flagged-beats"
@@ -48,19 +48,6 @@ class BeatPicture:
 def wants_pictures(source: str, n_flagged: int) -> bool:
     """Pictures are drawn for runs that flagged beats of a WFDB folder."""
     return n_flagged > 0 and rec.is_wfdb_folder(Path(source))
-
-
-def top_flagged(engine: Engine, run_id: str, limit: int = TOP_PICTURES) -> list[dict]:
-    """The run's ``limit`` flagged beats with the highest score / threshold."""
-    anomalies = table(engine, "anomalies")
-    query = (
-        sa.select(anomalies)
-        .where(anomalies.c.run_id == run_id)
-        .order_by(anomalies.c.score_ratio.desc(), anomalies.c.record_id)
-        .limit(limit)
-    )
-    with engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(query)]
 
 
 def draw_flagged_beats(
@@ -131,7 +118,7 @@ def publish_flagged_beats(settings: Settings, run_id: str, source: str) -> str |
     logger = _logger()
     try:
         engine = create_db_engine(settings.database_url_plain)
-        beats = top_flagged(engine, run_id)
+        beats = top_flagged_beats(engine, run_id, TOP_PICTURES)
         if not beats:
             return None
         out_dir = Path(settings.artifact_dir).expanduser() / run_id

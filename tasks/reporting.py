@@ -30,38 +30,26 @@ from sqlalchemy.engine import Engine
 
 from ecgmon.drift import DriftAccumulator
 from ecgmon.settings import Settings
+from ecgmon.storage.batches import top_flagged_beats
 from ecgmon.storage.engine import create_db_engine, table
+from ecgmon.storage.runs import read_drift_counts
 
 TOP_BEATS = 5
 _BEAT_COLUMNS = ("record_id", "patient_id", "recorded_at", "score_ratio", "loss", "severity")
 
 
-def read_run(engine: Engine, run_id: str) -> dict:
-    """The ``pipeline_runs`` row of a run."""
-    runs = table(engine, "pipeline_runs")
-    with engine.connect() as conn:
-        return dict(conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).one()._mapping)
-
-
-def top_flagged_beats(engine: Engine, run_id: str, limit: int = TOP_BEATS) -> list[dict]:
+def top_flagged(engine: Engine, run_id: str, limit: int = TOP_BEATS) -> list[dict]:
     """The run's worst flagged beats by score_ratio, times as ISO text (JSON and artifact safe)."""
-    anomalies = table(engine, "anomalies")
-    query = (
-        sa.select(*(anomalies.c[name] for name in _BEAT_COLUMNS))
-        .where(anomalies.c.run_id == run_id)
-        .order_by(anomalies.c.score_ratio.desc(), anomalies.c.record_id)
-        .limit(limit)
-    )
-    with engine.connect() as conn:
-        rows = [dict(row._mapping) for row in conn.execute(query)]
-    for row in rows:
-        row["recorded_at"] = str(row["recorded_at"])
-        row["score_ratio"] = round(float(row["score_ratio"]), 4)
-        row["loss"] = round(float(row["loss"]), 6)
-    return rows
+    return [beat_summary(row) for row in top_flagged_beats(engine, run_id, limit)]
 
 
-top_flagged = top_flagged_beats
+def beat_summary(beat: dict) -> dict:
+    """The figures of an ``anomalies`` row people read: ids, time as text, rounded ratio, loss."""
+    row = {name: beat[name] for name in _BEAT_COLUMNS}
+    row["recorded_at"] = str(row["recorded_at"])
+    row["score_ratio"] = round(float(row["score_ratio"]), 4)
+    row["loss"] = round(float(row["loss"]), 6)
+    return row
 
 
 def flagged_query(run_id: str) -> str:
@@ -79,16 +67,13 @@ def measure_drift(engine: Engine, run_id: str, model_version: int) -> dict:
     so this reads two rows, whatever the size of the run. Returns the report of
     :meth:`ecgmon.drift.DriftAccumulator.report` with NaN as None.
     """
-    versions, runs = table(engine, "model_versions"), table(engine, "pipeline_runs")
+    versions = table(engine, "model_versions")
     with engine.connect() as conn:
         reference = conn.execute(
             sa.select(versions.c.normal_losses).where(versions.c.version == model_version)
         ).scalar_one()
-        counts = conn.execute(
-            sa.select(runs.c.drift_counts).where(runs.c.run_id == run_id)
-        ).scalar_one_or_none()
     acc = DriftAccumulator(np.asarray(_json(reference), dtype=np.float64))
-    counts = _json(counts)
+    counts = read_drift_counts(engine, run_id)
     if counts:
         if counts.get("model_version") != model_version:
             raise ValueError(f"run {run_id} was scored by model {counts.get('model_version')}")

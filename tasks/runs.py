@@ -12,8 +12,8 @@ from prefect.runtime import flow_run
 
 from ecgmon.errors import EcgmonError
 from ecgmon.settings import Settings
-from ecgmon.storage.batches import finish_run, start_run
 from ecgmon.storage.engine import create_db_engine
+from ecgmon.storage.runs import finish_run, start_run
 
 
 def current_run_id() -> str:

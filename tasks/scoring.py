@@ -31,9 +31,10 @@ from ecgmon.models.scoring import Judge, autoencoder_losses, score_beats
 from ecgmon.records import RawBatch, ScoredBeats
 from ecgmon.settings import Settings
 from ecgmon.sources import Source, bound_window, open_source
-from ecgmon.storage.batches import BatchWrite, commit_batch, read_watermarks
+from ecgmon.storage.batches import BatchWrite, commit_batch
 from ecgmon.storage.engine import create_db_engine
 from ecgmon.storage.locks import retry_transient, source_lock
+from ecgmon.storage.watermarks import read_watermarks
 from ecgmon.validation import SeenIds, split_repeats, validate_batch
 
 log = logging.getLogger(__name__)

@@ -78,8 +78,9 @@ def _numbers(values: list | None) -> list | None:
 def replay(settings, source: str | None = None, reason: str | None = None) -> dict:  # noqa: ANN001
     """Re-validate and score pending quarantined rows; returns counts per outcome."""
     from ecgmon.models.scoring import score_beats
-    from ecgmon.storage.batches import BatchWrite, commit_batch, finish_run, start_run
+    from ecgmon.storage.batches import BatchWrite, commit_batch
     from ecgmon.storage.locks import source_lock
+    from ecgmon.storage.runs import finish_run, start_run
     from ecgmon.tasks.scoring import load_judge, resolve_judge
     from ecgmon.validation import validate_batch
 

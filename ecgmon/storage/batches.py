@@ -1,39 +1,44 @@
-"""Writes of the score path: one database transaction per batch, set-based upserts.
+"""Owner of ``scores`` and ``anomalies``: one database transaction per batch, set-based upserts,
+and the reads of scored and flagged beats.
+
+A batch's transaction also holds its rejections, watermark and run counts, written by their
+owners (:mod:`~ecgmon.storage.quarantine`, :mod:`~ecgmon.storage.watermarks`,
+:mod:`~ecgmon.storage.runs`) on this transaction's connection.
 
 Each batch is bulk-loaded into a temporary staging table (PostgreSQL: binary COPY encoded from
-Arrow columns by pgpq; SQLite: one executemany) and merged with portable ``INSERT ... ON CONFLICT``
-statements, so a re-run of any batch leaves the same rows. Staged columns are built column-wise:
-no Python loop per row on this hot path.
+Arrow columns by pgpq, :mod:`~ecgmon.storage.pg_copy`; SQLite: one executemany) and merged with
+portable ``INSERT ... ON CONFLICT`` statements, so a re-run of any batch leaves the same rows.
+Staged columns are built column-wise: no Python loop per row on this hot path.
 
 On PostgreSQL a batch first tries the fast path: COPY straight into ``scores`` and ``anomalies``
 inside a savepoint. It succeeds only when no beat of the batch has a row yet (the usual case: the
 watermark says the batch is new); any existing row raises a unique violation, the savepoint is
 rolled back and the batch takes the staged upsert instead, so the rows are the same either way.
-The COPY is streamed in chunks, and the fast path needs no delete of unflagged anomalies: an
-anomaly row is only ever written together with its score row. Binary COPY, not CSV: formatting
-floats and timestamps as text cost the client 3 s and the server 1 s more per million rows
-(docs/performance.md).
+The fast path needs no delete of unflagged anomalies: an anomaly row is only ever written
+together with its score row.
 Batch transactions use ``synchronous_commit = off``: a commit lost in a server crash loses its
 watermark with it, so the batch is read and scored again (never half-written, never skipped).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from pgpq import ArrowToPostgresBinaryEncoder
 from sqlalchemy.engine import Connection, Engine
 
 from ecgmon.clock import utcnow
-from ecgmon.drift import add_states
 from ecgmon.records import Rejection, ScoredBeats, StreamPosition
 from ecgmon.storage.engine import table
+from ecgmon.storage.pg_copy import as_arrow, copy_columns
+from ecgmon.storage.quarantine import upsert_rejections
+from ecgmon.storage.runs import BatchCounts, add_batch_counts, set_alert_outcome
+from ecgmon.storage.watermarks import advance_watermark
 
 STAGE_COLUMNS = (
     "record_id",
@@ -95,7 +100,19 @@ _DELETE_UNFLAGGED = {
 _SCORE_COLUMNS = (*(c.strip() for c in _BEAT.split(",")), "is_anomaly", "scored_at")
 _ANOMALY_COLUMNS = (*(c.strip() for c in _BEAT.split(",")), "severity", "flagged_at")
 _UNIQUE_VIOLATION = "23505"
-COPY_CHUNK = 8_192  # rows per chunk streamed to COPY
+#: Arrow types whose binary COPY encoding matches the columns of scores, anomalies and
+#: stage_scores (the others are text)
+SCORE_COPY_TYPES = {
+    "model_version": pa.int32(),
+    "threshold_version": pa.int32(),
+    "loss": pa.float64(),
+    "threshold": pa.float64(),
+    "score_ratio": pa.float64(),
+    "is_anomaly": pa.bool_(),
+    "recorded_at": pa.timestamp("us", tz="UTC"),
+    "scored_at": pa.timestamp("us", tz="UTC"),
+    "flagged_at": pa.timestamp("us", tz="UTC"),
+}
 SEVERITY_BOUNDS = ((3.0, "high"), (1.5, "medium"), (0.0, "low"))
 
 
@@ -148,11 +165,27 @@ def commit_batch(
         if write.scored is not None and len(write.scored.beats):
             _merge_scores(conn, write)
         if write.rejections:
-            _upsert_rejections(conn, write)
+            upsert_rejections(conn, write.source, write.run_id, write.rejections)
         if in_turn is not None:
             in_turn()
         advance_watermark(conn, write.source, write.position, write.run_id)
-        _add_run_counts(conn, write)
+        add_batch_counts(conn, write.run_id, _run_counts(write), _drift_state(write))
+
+
+def _run_counts(write: BatchWrite) -> BatchCounts:
+    """What the batch adds to its run's counts."""
+    scored = write.scored
+    n_scored = len(scored.beats) if scored is not None else 0
+    n_flagged = int(scored.is_anomaly.sum()) if scored is not None else 0
+    loss_sum = float(scored.loss.sum()) if scored is not None and n_scored else 0.0
+    return BatchCounts(write.n_read, n_scored, len(write.rejections), n_flagged, loss_sum)
+
+
+def _drift_state(write: BatchWrite) -> dict | None:
+    """The batch's loss counts with the model they are measured against, None without."""
+    if write.drift is None:
+        return None
+    return {**write.drift, "model_version": write.model_version}
 
 
 def _stage_columns(write: BatchWrite, dialect: str) -> dict[str, np.ndarray | pa.Array]:
@@ -201,8 +234,8 @@ def _merge_scores(conn: Connection, write: BatchWrite) -> None:
     conn.exec_driver_sql(_STAGE_DDL[dialect])
     if dialect == "postgresql":
         unflagged = pa.array(~columns["is_anomaly"])
-        values["unflagged"] = _arrow(columns["record_id"]).filter(unflagged).to_pylist()
-        copy_columns(conn, "stage_scores", STAGE_COLUMNS, columns)
+        values["unflagged"] = as_arrow(columns["record_id"]).filter(unflagged).to_pylist()
+        copy_columns(conn, "stage_scores", STAGE_COLUMNS, columns, SCORE_COPY_TYPES)
     else:
         conn.exec_driver_sql("DELETE FROM stage_scores")
         marks = ", ".join("?" for _ in STAGE_COLUMNS)
@@ -222,15 +255,15 @@ def _copy_new_rows(conn: Connection, columns: dict, values: dict) -> bool:
     n = len(columns["record_id"])
     every = {k: pa.repeat(pa.scalar(v), n) for k, v in values.items()}
     every["flagged_at"] = every["scored_at"]
-    merged = {c: _arrow(v) for c, v in {**columns, **every}.items()}  # each converted once
+    merged = {c: as_arrow(v) for c, v in {**columns, **every}.items()}  # each converted once
     flagged = columns["is_anomaly"]
     try:
         with conn.begin_nested():
-            copy_columns(conn, "scores", _SCORE_COLUMNS, merged)
+            copy_columns(conn, "scores", _SCORE_COLUMNS, merged, SCORE_COPY_TYPES)
             if flagged.any():
                 mask = pa.array(flagged)
                 anomalies = {c: merged[c].filter(mask) for c in _ANOMALY_COLUMNS}
-                copy_columns(conn, "anomalies", _ANOMALY_COLUMNS, anomalies)
+                copy_columns(conn, "anomalies", _ANOMALY_COLUMNS, anomalies, SCORE_COPY_TYPES)
     except Exception as err:
         if getattr(err, "sqlstate", None) == _UNIQUE_VIOLATION:
             return False
@@ -242,176 +275,59 @@ def _as_list(values: np.ndarray | pa.Array) -> list:
     return values.to_pylist() if isinstance(values, pa.Array) else values.tolist()
 
 
-def copy_columns(
-    conn: Connection, target: str, names: tuple[str, ...], columns: dict[str, np.ndarray | pa.Array]
-) -> None:
-    """Binary COPY of ``names`` of ``columns`` into ``target``, encoded by pgpq from Arrow (no
-    per-row Python) and streamed in chunks of ``COPY_CHUNK`` rows: the server inserts one chunk
-    while the next is encoded."""
-    arrays = [_arrow(columns[c]).cast(_COPY_TYPES.get(c, pa.string())) for c in names]
-    table = pa.Table.from_arrays(arrays, names=list(names))
-    encoder = ArrowToPostgresBinaryEncoder(table.schema)
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cursor:
-        statement = f"COPY {target} ({', '.join(names)}) FROM STDIN (FORMAT binary)"
-        with cursor.copy(statement) as copy:
-            copy.write(encoder.write_header())
-            for chunk in table.to_batches(max_chunksize=COPY_CHUNK):
-                copy.write(encoder.write_batch(chunk))
-            copy.write(encoder.finish())
-
-
-#: Arrow types whose binary encoding matches the PostgreSQL column (others are text)
-_TIMESTAMP = pa.timestamp("us", tz="UTC")
-_COPY_TYPES = {
-    "model_version": pa.int32(),
-    "threshold_version": pa.int32(),
-    "loss": pa.float64(),
-    "threshold": pa.float64(),
-    "score_ratio": pa.float64(),
-    "is_anomaly": pa.bool_(),
-    "recorded_at": _TIMESTAMP,
-    "scored_at": _TIMESTAMP,
-    "flagged_at": _TIMESTAMP,
-}
-
-
-def _arrow(values: np.ndarray | pa.Array) -> pa.Array:
-    if isinstance(values, pa.Array):
-        return values
-    if values.dtype == object:  # strings or None (NULL)
-        return pa.array(values, type=pa.string(), from_pandas=True)
-    return pa.array(values)
-
-
-def _upsert_rejections(conn: Connection, write: BatchWrite) -> None:
-    rejected = table(conn.engine, "rejected_records")
-    insert = _dialect_insert(conn)(rejected)
-    now = utcnow()
-    values = [
-        {
-            "source": write.source,
-            "record_key": r.record_key[:512],
-            "reason": r.reason,
-            "detail": r.detail,
-            "raw_payload": r.raw_payload,
-            "run_id": write.run_id,
-            "rejected_at": now,
-        }
-        for r in write.rejections
-    ]
-    statement = insert.on_conflict_do_update(
-        index_elements=["source", "record_key", "reason"],
-        set_={"detail": insert.excluded.detail, "raw_payload": insert.excluded.raw_payload},
+def top_flagged_beats(engine: Engine, run_id: str, limit: int) -> list[dict]:
+    """The ``anomalies`` rows of the run's ``limit`` worst flagged beats, by score / threshold."""
+    anomalies = table(engine, "anomalies")
+    query = (
+        sa.select(anomalies)
+        .where(anomalies.c.run_id == run_id)
+        .order_by(anomalies.c.score_ratio.desc(), anomalies.c.record_id)
+        .limit(limit)
     )
-    conn.execute(statement, values)
-
-
-def _dialect_insert(conn: Connection):  # noqa: ANN202
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
-
-
-def advance_watermark(conn: Connection, source: str, position: StreamPosition, run_id: str) -> None:
-    """Upsert the watermark of one stream of a source, inside the caller's transaction."""
-    marks = table(conn.engine, "ingest_watermarks")
-    insert = _dialect_insert(conn)(marks)
-    values = {
-        "source": source,
-        "stream": position.stream,
-        "position_offset": position.offset,
-        "position_time": position.time,
-        "position_key": position.key,
-        "fingerprint": position.fingerprint,
-        "complete": position.complete,
-        "run_id": run_id,
-        "updated_at": utcnow(),
-    }
-    keep = ("source", "stream")
-    conn.execute(
-        insert.values(**values).on_conflict_do_update(
-            index_elements=list(keep),
-            set_={k: v for k, v in values.items() if k not in keep},
-        )
-    )
-
-
-def read_watermarks(engine: Engine, source: str) -> dict[str, dict]:
-    """Every stream's watermark of a source: {stream: row}."""
-    marks = table(engine, "ingest_watermarks")
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(marks).where(marks.c.source == source))
-        return {row.stream: dict(row._mapping) for row in rows}
+        return [dict(row._mapping) for row in conn.execute(query)]
 
 
-def _add_run_counts(conn: Connection, write: BatchWrite) -> None:
-    runs = table(conn.engine, "pipeline_runs")
-    scored = write.scored
-    n_scored = len(scored.beats) if scored is not None else 0
-    n_flagged = int(scored.is_anomaly.sum()) if scored is not None else 0
-    loss_sum = float(scored.loss.sum()) if scored is not None and n_scored else 0.0
-    conn.execute(
-        runs.update()
-        .where(runs.c.run_id == write.run_id)
-        .values(
-            n_read=runs.c.n_read + write.n_read,
-            n_scored=runs.c.n_scored + n_scored,
-            n_rejected=runs.c.n_rejected + len(write.rejections),
-            n_flagged=runs.c.n_flagged + n_flagged,
-            loss_sum=runs.c.loss_sum + loss_sum,
-        )
-    )
-    if write.drift is not None:  # the row is locked by the update above
-        where = runs.c.run_id == write.run_id
-        stored = conn.execute(sa.select(runs.c.drift_counts).where(where)).scalar_one_or_none()
-        stored = json.loads(stored) if isinstance(stored, str) else stored
-        merged = add_states(stored, {**write.drift, "model_version": write.model_version})
-        conn.execute(runs.update().where(where).values(drift_counts=merged))
+def new_flag_count(engine: Engine, run_id: str) -> int:
+    """Beats this run flagged first that no alert has reached yet."""
+    anomalies = table(engine, "anomalies")
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(sa.func.count())
+            .select_from(anomalies)
+            .where(anomalies.c.run_id == run_id, anomalies.c.alert_state != "sent")
+        ).scalar_one()
 
 
-def start_run(engine: Engine, run_id: str, flow: str, parameters: dict, source: str | None) -> None:
-    """Record a run as ``running``; a retried run keeps the counts its committed batches added."""
-    runs = table(engine, "pipeline_runs")
-    insert = None
+def record_alert_outcome(
+    engine: Engine, run_id: str, state: str, detail: str, beat_state: str | None
+) -> None:
+    """Store an alert's outcome on the run and, with ``beat_state``, on the run's beats no alert
+    has reached yet, in one transaction."""
+    anomalies = table(engine, "anomalies")
     with engine.begin() as conn:
-        insert = _dialect_insert(conn)(runs)
-        values = {
-            "run_id": run_id,
-            "flow": flow,
-            "parameters": json.loads(json.dumps(parameters, default=str)),
-            "source": source,
-            "status": "running",
-            "started_at": utcnow(),
-            "n_read": 0,
-            "n_scored": 0,
-            "n_rejected": 0,
-            "n_flagged": 0,
-            "loss_sum": 0.0,
-        }
-        conn.execute(
-            insert.values(**values).on_conflict_do_update(
-                index_elements=["run_id"], set_={"status": "running", "finished_at": None}
+        set_alert_outcome(conn, run_id, state, detail)
+        if beat_state:
+            conn.execute(
+                anomalies.update()
+                .where(anomalies.c.run_id == run_id, anomalies.c.alert_state != "sent")
+                .values(alert_state=beat_state, alerted_at=utcnow())
             )
-        )
 
 
-def finish_run(engine: Engine, run_id: str, status: str, **values: object) -> dict:
-    """Close a run with its status and any extra columns; returns the run row."""
-    runs = table(engine, "pipeline_runs")
-    with engine.begin() as conn:
-        conn.execute(
-            runs.update()
-            .where(runs.c.run_id == run_id)
-            .values(status=status, finished_at=utcnow(), **values)
-        )
-        return dict(conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).one()._mapping)
-
-
-def update_run(engine: Engine, run_id: str, **values: object) -> None:
-    """Set columns of a run row (model and threshold versions, drift, alert state)."""
-    runs = table(engine, "pipeline_runs")
-    with engine.begin() as conn:
-        conn.execute(runs.update().where(runs.c.run_id == run_id).values(**values))
+def source_scores(engine: Engine, source_prefix: str, source: str | None = None) -> pd.DataFrame:
+    """Score rows of the sources whose key starts with ``source_prefix`` (or of one ``source``):
+    columns record_id, loss, is_anomaly, threshold, baseline."""
+    scores = table(engine, "scores")
+    query = sa.select(
+        scores.c.record_id,
+        scores.c.loss,
+        scores.c.is_anomaly,
+        scores.c.threshold,
+        scores.c.baseline,
+    ).where(scores.c.source.like(f"{source_prefix}%"))
+    if source is not None:
+        query = query.where(scores.c.source == source)
+    with engine.connect() as conn:
+        result = conn.execute(query)
+        return pd.DataFrame(result.all(), columns=list(result.keys()))

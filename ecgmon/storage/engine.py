@@ -1,16 +1,20 @@
-"""Database engine, schema migrations and table access for the results database."""
+"""Database engine, schema migrations, analyst views and queries, and table access for the
+results database."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
+import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, make_url
 
 from ecgmon.errors import ConfigurationError, SchemaError
-from ecgmon.resources import migrations_dir, views_dir
+from ecgmon.resources import migrations_dir, query_file, views_dir
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +102,12 @@ def create_views(engine: Engine) -> list[str]:
     return names
 
 
+def run_query(engine: Engine, name: str) -> pd.DataFrame:
+    """The result of one of the analysts' example queries (``sql/queries/NAME``)."""
+    with engine.connect() as connection:
+        return pd.read_sql(sa.text(query_file(name).read_text()), connection)
+
+
 def reflect_tables(engine: Engine) -> sa.MetaData:
     """The schema as it is in the database; a clear error when migrations have not run."""
     metadata = sa.MetaData()
@@ -119,3 +129,10 @@ def _cached_tables(engine: Engine) -> sa.MetaData:
 def table(engine: Engine, name: str) -> sa.Table:
     """A reflected table by its contract name."""
     return _cached_tables(engine).tables[name]
+
+
+def dialect_insert(conn: Connection) -> Callable[[sa.Table], postgresql.Insert | sqlite.Insert]:
+    """The ``insert`` of the connection's dialect, whose statements take ``on_conflict_do_*``."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert

@@ -13,30 +13,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ecgmon import recordings as rec
 from ecgmon.models.evaluation.recordings import MIN_ABNORMAL, flag_metrics
-from ecgmon.storage.engine import table
+from ecgmon.storage.batches import source_scores
 
 
 def read_scores(engine: Engine, source: str | None = None) -> pd.DataFrame:
     """Scored beats of WFDB sources (``source``: one source key), one row per beat, with
     columns record, sample, loss, is_anomaly, threshold, baseline."""
-    scores = table(engine, "scores")
-    query = sa.select(
-        scores.c.record_id,
-        scores.c.loss,
-        scores.c.is_anomaly,
-        scores.c.threshold,
-        scores.c.baseline,
-    ).where(scores.c.source.like("wfdb:%"))
-    if source is not None:
-        query = query.where(scores.c.source == source)
-    with engine.connect() as conn:
-        result = conn.execute(query)
-        frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+    frame = source_scores(engine, "wfdb:", source)
     parts = frame["record_id"].str.rsplit(":", n=2, expand=True)
     return frame.assign(record=parts[0], sample=parts[2].astype(np.int64))
 

@@ -37,7 +37,7 @@ def no_sleep(monkeypatch):
 
 
 def _score(settings, folder: Path, run_id: str):
-    from ecgmon.storage.batches import start_run
+    from ecgmon.storage.runs import start_run
     from ecgmon.tasks.scoring import resolve_judge, score_new_records
 
     start_run(create_db_engine(settings.database_url_plain), run_id, "score", {}, str(folder))
@@ -47,17 +47,17 @@ def _score(settings, folder: Path, run_id: str):
 def test_a_transient_error_is_retried(
     ecgmon_env, champion, synthetic_set, tmp_path, monkeypatch, no_sleep
 ):
-    import ecgmon.storage.batches as persistence
+    import ecgmon.storage.batches as batches
 
-    real, calls = persistence._add_run_counts, {"n": 0}
+    real, calls = batches.add_batch_counts, {"n": 0}
 
-    def flaky(conn, write):  # noqa: ANN001, ANN202
+    def flaky(conn, run_id, counts, drift=None):  # noqa: ANN001, ANN202
         calls["n"] += 1
         if calls["n"] == 2:
             raise _outage()
-        return real(conn, write)
+        return real(conn, run_id, counts, drift)
 
-    monkeypatch.setattr(persistence, "_add_run_counts", flaky)
+    monkeypatch.setattr(batches, "add_batch_counts", flaky)
     settings = ecgmon_env.model_copy(update={"batch_size": 10})
     counts = _score(settings, _feed(tmp_path, synthetic_set), "run-a")
     assert (counts.n_read, counts.n_scored, counts.n_rejected) == (40, 39, 1)
@@ -67,18 +67,18 @@ def test_a_transient_error_is_retried(
 def test_a_lasting_outage_fails_cleanly_and_the_next_run_resumes(
     ecgmon_env, champion, synthetic_set, tmp_path, monkeypatch, no_sleep
 ):
-    import ecgmon.storage.batches as persistence
-    from ecgmon.storage.batches import read_watermarks
+    import ecgmon.storage.batches as batches
+    from ecgmon.storage.watermarks import read_watermarks
 
-    real, calls = persistence._add_run_counts, {"n": 0}
+    real, calls = batches.add_batch_counts, {"n": 0}
 
-    def down_after_first(conn, write):  # noqa: ANN001, ANN202
+    def down_after_first(conn, run_id, counts, drift=None):  # noqa: ANN001, ANN202
         calls["n"] += 1
         if calls["n"] > 1:  # the scores of this batch are already merged: must roll back
             raise _outage()
-        return real(conn, write)
+        return real(conn, run_id, counts, drift)
 
-    monkeypatch.setattr(persistence, "_add_run_counts", down_after_first)
+    monkeypatch.setattr(batches, "add_batch_counts", down_after_first)
     settings = ecgmon_env.model_copy(update={"batch_size": 10})
     folder = _feed(tmp_path, synthetic_set)
     with pytest.raises(sa.exc.OperationalError):
@@ -88,7 +88,7 @@ def test_a_lasting_outage_fails_cleanly_and_the_next_run_resumes(
     marks = read_watermarks(create_db_engine(url), f"parquet:{folder.resolve()}")
     assert [m["position_offset"] for m in marks.values()] == [10]
 
-    monkeypatch.setattr(persistence, "_add_run_counts", real)
+    monkeypatch.setattr(batches, "add_batch_counts", real)
     counts = _score(settings, folder, "run-up")
     assert (counts.n_read, counts.n_scored) == (30, 30)
     assert _tables(url)["scores"] == 39

@@ -12,7 +12,7 @@ from tests.conftest import write_day
 def test_list_then_replay_after_a_fix(ecgmon_env, champion, synthetic_set, tmp_path, monkeypatch):
     import ecgmon.tasks.scoring
     from ecgmon.cli.rejected import rejected_rows, replay
-    from ecgmon.storage.batches import start_run
+    from ecgmon.storage.runs import start_run
     from ecgmon.tasks.scoring import resolve_judge, score_new_records
     from ecgmon.validation import validate_batch
 

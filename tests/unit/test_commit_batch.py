@@ -11,8 +11,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from ecgmon.records import ScoredBeats, StreamPosition, ValidBeats
-from ecgmon.storage.batches import BatchWrite, commit_batch, start_run
+from ecgmon.storage.batches import BatchWrite, commit_batch
 from ecgmon.storage.engine import create_db_engine
+from ecgmon.storage.runs import start_run
 
 
 def _write(ids: list[str], losses: list[float], offset: int) -> BatchWrite:

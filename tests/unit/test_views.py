@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from ecgmon.drift import drift_report
-from ecgmon.storage.batches import finish_run, start_run
 from ecgmon.storage.engine import create_db_engine, view_files
+from ecgmon.storage.runs import finish_run, start_run
 from ecgmon.tasks.reporting import _json, measure_drift
 from ecgmon.tasks.scoring import resolve_judge, score_new_records
 from tests.conftest import write_day

@@ -1,0 +1,151 @@
+"""Owner of ``pipeline_runs``: one row per flow run, its counts, drift counts and alert state.
+
+Every flow records itself here (:func:`start_run`, :func:`finish_run`). A score batch adds its
+counts in the batch's own transaction (:func:`add_batch_counts`, called by
+:func:`ecgmon.storage.batches.commit_batch`), so a run's counts always match its committed rows.
+A run's alert is claimed with one conditional UPDATE (:func:`claim_alert`), so at most one
+process alerts for it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ecgmon.clock import utcnow
+from ecgmon.drift import add_states
+from ecgmon.storage.engine import dialect_insert, table
+
+#: alert states a run's alert may be claimed from: never tried, failed, or no channel configured
+CLAIMABLE_ALERT_STATES = (None, "failed", "unconfigured")
+ALERT_DETAIL_CHARS = 2000  # of alert_detail kept
+
+
+@dataclass(frozen=True)
+class BatchCounts:
+    """What one committed batch adds to its run: beats read, scored, rejected, flagged, and the
+    sum of the scored losses."""
+
+    n_read: int
+    n_scored: int
+    n_rejected: int
+    n_flagged: int
+    loss_sum: float
+
+
+def start_run(engine: Engine, run_id: str, flow: str, parameters: dict, source: str | None) -> None:
+    """Record a run as ``running``; a retried run keeps the counts its committed batches added."""
+    runs = table(engine, "pipeline_runs")
+    with engine.begin() as conn:
+        insert = dialect_insert(conn)(runs)
+        values = {
+            "run_id": run_id,
+            "flow": flow,
+            "parameters": json.loads(json.dumps(parameters, default=str)),
+            "source": source,
+            "status": "running",
+            "started_at": utcnow(),
+            "n_read": 0,
+            "n_scored": 0,
+            "n_rejected": 0,
+            "n_flagged": 0,
+            "loss_sum": 0.0,
+        }
+        conn.execute(
+            insert.values(**values).on_conflict_do_update(
+                index_elements=["run_id"], set_={"status": "running", "finished_at": None}
+            )
+        )
+
+
+def finish_run(engine: Engine, run_id: str, status: str, **values: object) -> dict:
+    """Close a run with its status and any extra columns; returns the run row."""
+    runs = table(engine, "pipeline_runs")
+    with engine.begin() as conn:
+        conn.execute(
+            runs.update()
+            .where(runs.c.run_id == run_id)
+            .values(status=status, finished_at=utcnow(), **values)
+        )
+        return dict(conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).one()._mapping)
+
+
+def update_run(engine: Engine, run_id: str, **values: object) -> None:
+    """Set columns of a run row (model and threshold versions, drift, alert state)."""
+    runs = table(engine, "pipeline_runs")
+    with engine.begin() as conn:
+        conn.execute(runs.update().where(runs.c.run_id == run_id).values(**values))
+
+
+def read_run(engine: Engine, run_id: str) -> dict:
+    """The ``pipeline_runs`` row of a run."""
+    runs = table(engine, "pipeline_runs")
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).one()._mapping)
+
+
+def add_batch_counts(
+    conn: Connection, run_id: str, counts: BatchCounts, drift: dict | None = None
+) -> None:
+    """Add a batch's counts (and its drift state, ``DriftAccumulator.state`` with the model
+    version) to its run, inside the batch's transaction."""
+    runs = table(conn.engine, "pipeline_runs")
+    where = runs.c.run_id == run_id
+    conn.execute(
+        runs.update()
+        .where(where)
+        .values(
+            n_read=runs.c.n_read + counts.n_read,
+            n_scored=runs.c.n_scored + counts.n_scored,
+            n_rejected=runs.c.n_rejected + counts.n_rejected,
+            n_flagged=runs.c.n_flagged + counts.n_flagged,
+            loss_sum=runs.c.loss_sum + counts.loss_sum,
+        )
+    )
+    if drift is not None:  # the row is locked by the update above
+        stored = conn.execute(sa.select(runs.c.drift_counts).where(where)).scalar_one_or_none()
+        merged = add_states(_decoded(stored), drift)
+        conn.execute(runs.update().where(where).values(drift_counts=merged))
+
+
+def read_drift_counts(engine: Engine, run_id: str) -> dict | None:
+    """The loss counts a run's batches added up (``DriftAccumulator.state``), None if none."""
+    runs = table(engine, "pipeline_runs")
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.select(runs.c.drift_counts).where(runs.c.run_id == run_id)
+        ).scalar_one_or_none()
+    return _decoded(stored)
+
+
+def claim_alert(engine: Engine, run_id: str) -> bool:
+    """Take the run's alert for this process: True for exactly one caller."""
+    runs = table(engine, "pipeline_runs")
+    state = runs.c.alert_state
+    again = [s for s in CLAIMABLE_ALERT_STATES if s]
+    with engine.begin() as conn:
+        claimed = conn.execute(
+            runs.update()
+            .where(runs.c.run_id == run_id)
+            .where(sa.or_(state.is_(None), state.in_(again)))
+            .values(alert_state="sending")
+        )
+        return claimed.rowcount == 1
+
+
+def set_alert_outcome(conn: Connection, run_id: str, state: str, detail: str) -> None:
+    """Record the outcome of the run's alert, inside the caller's transaction."""
+    runs = table(conn.engine, "pipeline_runs")
+    conn.execute(
+        runs.update()
+        .where(runs.c.run_id == run_id)
+        .values(alert_state=state, alert_detail=detail[:ALERT_DETAIL_CHARS])
+    )
+
+
+def _decoded(stored: dict | str | None) -> dict | None:
+    """A JSON column's value (SQLite may hand back text)."""
+    return json.loads(stored) if isinstance(stored, str) else stored
