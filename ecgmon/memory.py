@@ -3,10 +3,9 @@
 A score run allocates and frees the same large buffers (tens of MB per batch) over and over, from
 several threads. Left to the defaults, neither allocator returns them: Arrow's mimalloc pool keeps
 its segments, and glibc raises its mmap threshold after the first large free, so later batch
-arrays come from per-thread heaps that only grow (1M beats into SQLite: peak RSS 1,586 MB). The
-opposite extreme, every block over 128 KiB mapped fresh and unmapped on free, kept memory flat but
-cost about one page fault per beat (935,000 per 1M beats, 2.9 s of kernel time) and 20 % of the
-score path's throughput. So (docs/performance.md has the measurements):
+arrays come from per-thread heaps that only grow. The opposite extreme, every block over 128 KiB
+mapped fresh and unmapped on free, keeps memory flat but costs about one page fault per beat.
+So (docs/performance.md, "Memory", has the measurements):
 
 - Arrow allocates from its jemalloc pool, which reuses freed pages and gives them back to the OS
   after ``ARROW_DECAY_MS``: decoded Parquet batches recycle the previous batch's pages;
@@ -14,8 +13,7 @@ score path's throughput. So (docs/performance.md has the measurements):
   float32 = 9 MB) and other mid-size arrays are reused from the heap, while batch-sized arrays
   (28 MB of samples per 50,000 beats) are still mapped and returned on free.
 
-With both (and Parquet decoded on Arrow's pool): 135,000-170,000 page faults per 1M beats into
-PostgreSQL and a peak of 1,325 MB RSS for 10M beats into SQLite. ``ARROW_DEFAULT_MEMORY_POOL=jemalloc`` in the environment (the ``ecgmon`` command and the
+``ARROW_DEFAULT_MEMORY_POOL=jemalloc`` in the environment (the ``ecgmon`` command and the
 deployments set it) makes Arrow use that pool from its first allocation; setting the pool here,
 at run time, misses allocations made before.
 """
@@ -38,7 +36,7 @@ _done = False
 def release_freed_buffers() -> None:
     """Once per process: Arrow allocates from jemalloc (the system allocator where the wheel has
     no jemalloc), and glibc's mmap/trim thresholds stay at 16 MiB instead of its dynamic ones
-    (which earlier large frees had raised up to 32 and 64 MB)."""
+    (which earlier large frees raise)."""
     global _done
     if _done:
         return

@@ -15,7 +15,7 @@ from ecgmon.models.thresholds import Threshold, compute_threshold
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
-SCORE_CHUNK = 16_384  # beats per compiled call: small activations (peak RSS -90 MB, same speed)
+SCORE_CHUNK = 16_384  # beats per compiled call: small activations, same speed (docs/performance.md)
 
 
 def resolve_architecture(name: str | None) -> str:
@@ -106,8 +106,8 @@ class AutoencoderDetector:
     def losses(self, signals: np.ndarray) -> np.ndarray:
         """Per-beat anomaly score (n,) float64, through one compiled function, in chunks.
 
-        Each chunk is scaled into one reused buffer: no batch-sized scaled copy (its fresh pages
-        cost ~7,000 page faults per 50,000 beats)."""
+        Each chunk is scaled into one reused buffer: no batch-sized scaled copy, whose fresh pages
+        would fault on every batch (docs/performance.md, "Memory")."""
         signals = self._check_length(signals)
         fn = self._compiled()
         buffer = np.empty((min(len(signals), SCORE_CHUNK), self.input_length), np.float32)
