@@ -21,6 +21,42 @@ WIDE_COLUMN = re.compile(r"^(.*?)(\d+)$")
 READ_BUFFER_BYTES = 1 << 20
 
 
+class ParquetSource:
+    """A Parquet file or a folder of files, possibly partitioned by date (``date=YYYY-MM-DD``)."""
+
+    def __init__(self, path: Path, until: date | None = None) -> None:
+        self.path = path
+        self.key = source_key(path)
+        self.until = until  # partitions dated after this day are left for a later run
+
+    def new_batches(self, watermarks: dict[str, dict], batch_size: int) -> Iterator[RawBatch]:
+        """Raw batches of every file not read to its end ({stream: watermark row})."""
+        for file in list_files(self.path):
+            day = partition_date(file)
+            if self.until is not None and day is not None and day > self.until:
+                continue
+            mark = watermarks.get(stream_name(self.path, file))
+            same_file = mark is not None and mark["fingerprint"] == file_fingerprint(file)
+            if same_file and mark["complete"]:
+                continue
+            start = int(mark["position_offset"]) if same_file else 0
+            yield from read_file_batches(self.path, file, batch_size, start)
+
+    def partitions(self) -> dict[date, list[str]]:
+        """Streams (files) by the day their path names."""
+        out: dict[date, list[str]] = {}
+        for file in list_files(self.path):
+            day = partition_date(file)
+            if day is not None:
+                out.setdefault(day, []).append(stream_name(self.path, file))
+        return out
+
+    def stream_batches(self, stream: str, batch_size: int) -> Iterator[RawBatch]:
+        """Every raw batch of one file, from its start."""
+        file = self.path if self.path.is_file() else self.path / stream
+        yield from read_file_batches(self.path, file, batch_size, 0)
+
+
 def source_key(path: Path) -> str:
     """The stable name of a Parquet source in watermarks and rejections."""
     return f"parquet:{path.resolve()}"
