@@ -1,7 +1,9 @@
 """Sources of new records: each knows its stable key and yields raw batches past its watermarks.
 
 One module per kind: :mod:`~ecgmon.sources.parquet` (files), :mod:`~ecgmon.sources.table`
-(a database table), :mod:`~ecgmon.sources.wfdb_folder` (WFDB recordings).
+(a database table), :mod:`~ecgmon.sources.wfdb_folder` (WFDB recordings). The rules of the
+Parquet beat layout live in :mod:`~ecgmon.sources.beat_layout`, read by the Parquet source and by
+the training readers (:mod:`~ecgmon.sources.datasets`) alike.
 """
 
 from __future__ import annotations
