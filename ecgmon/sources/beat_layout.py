@@ -83,8 +83,9 @@ def sample_type_problem(schema: pa.Schema, columns: list[str]) -> str | None:
 
 
 def beat_matrix(data: pa.RecordBatch | pa.Table, columns: list[str]) -> np.ndarray | None:
-    """(n_beats, length) float32 of numeric ``columns``; None when the list column has no rows,
-    a null row or rows of different lengths. A null sample becomes NaN."""
+    """(n_beats, length) float32 of ``columns`` whose types :func:`sample_type_problem` accepts;
+    None when the list column has no rows, a null row or rows of different lengths. A null sample
+    becomes NaN."""
     if columns != [LIST_COLUMN]:
         return np.column_stack([_floats(_array(data, name)) for name in columns])
     column = _array(data, LIST_COLUMN)
