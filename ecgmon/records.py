@@ -69,6 +69,8 @@ class RawBatch:
     column is passed on as it is). ``signals`` is either a float array (n, length) when every
     beat had the same length, or a list of n 1-D arrays (None for a missing beat). ``row_keys``
     name each row for rejections (``file.parquet#row=12``) even when its record_id is missing.
+    ``signal_problem`` says why no signal of the batch holds numbers (the type of the columns
+    they were read from, e.g. text), so that validation rejects each of them; None when they may.
     """
 
     source: str
@@ -80,6 +82,7 @@ class RawBatch:
     position: StreamPosition
     rejections: list[Rejection] = field(default_factory=list)
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    signal_problem: str | None = None
 
     def __len__(self) -> int:
         return len(self.record_id)

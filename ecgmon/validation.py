@@ -31,6 +31,8 @@ def validate_batch(
     reasons = np.full(n, None, dtype=object)
     ids, distinct = _ids(raw.record_id, reasons)
     times = _times(raw.recorded_at, reasons)
+    if raw.signal_problem is not None:
+        _not_numbers(raw.signals, raw.signal_problem, reasons)
     signals = _signals(raw.signals, n, input_length, max_abs_amplitude, reasons)
     if not distinct:
         _duplicates(ids.to_numpy(zero_copy_only=False), reasons)
@@ -140,6 +142,15 @@ def _signals(
     detail = f"beat has samples beyond ±{bound:g}"
     _set_where(reasons, peak > bound, "implausible_amplitude", detail)
     return out
+
+
+def _not_numbers(signals: np.ndarray | list, problem: str, reasons: np.ndarray) -> None:
+    """Every signal read from columns that hold no numbers: missing if null, else non-numeric."""
+    for i, beat in enumerate(signals):
+        if beat is None:
+            _set(reasons, i, "missing_signal", "signal is missing")
+        else:
+            _set(reasons, i, "non_numeric_signal", problem)
 
 
 def _finite_peak(out: np.ndarray) -> np.ndarray:
@@ -344,6 +355,7 @@ def split_repeats(raw: RawBatch, seen: SeenIds | set[str]) -> tuple[RawBatch, li
         position=raw.position,
         rejections=raw.rejections,
         extra={name: values[keep] for name, values in raw.extra.items()},
+        signal_problem=raw.signal_problem,
     )
     return kept, rejections
 

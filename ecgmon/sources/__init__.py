@@ -1,4 +1,10 @@
-"""Sources of new records: each knows its stable key and yields raw batches past its watermarks."""
+"""Sources of new records: each knows its stable key and yields raw batches past its watermarks.
+
+One module per kind: :mod:`~ecgmon.sources.parquet` (files), :mod:`~ecgmon.sources.table`
+(a database table), :mod:`~ecgmon.sources.wfdb_folder` (WFDB recordings). The rules of the
+Parquet beat layout live in :mod:`~ecgmon.sources.beat_layout`, read by the Parquet source and by
+the training readers (:mod:`~ecgmon.sources.datasets`) alike.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +17,7 @@ from typing import Protocol
 from ecgmon.errors import SourceNotFoundError
 from ecgmon.recordings import is_wfdb_folder
 from ecgmon.records import RawBatch
-from ecgmon.sources.parquet import (
-    file_fingerprint,
-    list_files,
-    partition_date,
-    read_file_batches,
-    source_key,
-    stream_name,
-)
+from ecgmon.sources.parquet import ParquetSource
 
 
 class Source(Protocol):
@@ -37,39 +36,6 @@ class Source(Protocol):
     def stream_batches(self, stream: str, batch_size: int) -> Iterator[RawBatch]:
         """Every raw batch of one stream, from its start."""
         ...
-
-
-class ParquetSource:
-    """A Parquet file or a folder of files, possibly partitioned by date (``date=YYYY-MM-DD``)."""
-
-    def __init__(self, path: Path, until: date | None = None) -> None:
-        self.path = path
-        self.key = source_key(path)
-        self.until = until  # partitions dated after this day are left for a later run
-
-    def new_batches(self, watermarks: dict[str, dict], batch_size: int) -> Iterator[RawBatch]:
-        for file in list_files(self.path):
-            day = partition_date(file)
-            if self.until is not None and day is not None and day > self.until:
-                continue
-            mark = watermarks.get(stream_name(self.path, file))
-            same_file = mark is not None and mark["fingerprint"] == file_fingerprint(file)
-            if same_file and mark["complete"]:
-                continue
-            start = int(mark["position_offset"]) if same_file else 0
-            yield from read_file_batches(self.path, file, batch_size, start)
-
-    def partitions(self) -> dict[date, list[str]]:
-        out: dict[date, list[str]] = {}
-        for file in list_files(self.path):
-            day = partition_date(file)
-            if day is not None:
-                out.setdefault(day, []).append(stream_name(self.path, file))
-        return out
-
-    def stream_batches(self, stream: str, batch_size: int) -> Iterator[RawBatch]:
-        file = self.path if self.path.is_file() else self.path / stream
-        yield from read_file_batches(self.path, file, batch_size, 0)
 
 
 def open_source(spec: str, table: str | None = None, input_length: int | None = None) -> Source:

@@ -1,15 +1,28 @@
-"""Beats from Parquet: one row per beat, a list column ``signal`` or numbered wide columns.
+"""The Parquet beat layout, one set of rules for training and scoring.
 
-Wide sample columns share one prefix and are numbered consecutively (s000..s139, x0..x186);
-``record_id``, ``recorded_at`` and ``patient_id`` describe the record and ``label`` (optional)
-holds the raw class label. Errors raise :class:`~ecgmon.errors.DataFormatError` naming the file,
-row (with its ``record_id`` when present) and column.
+One row per beat. The beat is the list column ``signal`` when there is one, else the numbered
+sample columns: columns named a common prefix then a number (s000..s139, x0..x186), outside the
+record columns ``record_id``, ``recorded_at``, ``patient_id`` and ``label``, ordered by their
+number, which must run consecutively (no gap, no number twice), at least two of them.
+
+Samples are numbers: integer, floating-point or decimal types (a null-typed column is all
+missing values). Text, truth values, nested lists and anything else is not a sample, whatever it
+spells. A null list row, a row of another length, a missing or non-finite sample are faults of
+that row.
+
+Training (:func:`read_parquet_beats`) refuses a file with any fault, raising
+:class:`~ecgmon.errors.DataFormatError` that names the file, row (with its ``record_id`` when
+present) and column. Scoring (:mod:`ecgmon.sources.parquet`, then :mod:`ecgmon.validation`)
+quarantines a file whose columns fit no layout, and each faulty row (every row, when the columns'
+type holds no numbers). Beyond the layout, each path keeps its own needs: training wants a
+numeric ``label`` when there is one and rows as long as the first; scoring wants ``record_id``
+and ``recorded_at``, beats of the model's input length and plausible amplitudes.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +34,112 @@ from ecgmon.errors import DataFormatError
 
 #: Parquet columns that describe a record rather than hold its samples.
 RECORD_COLUMNS: frozenset[str] = frozenset({"record_id", "recorded_at", "patient_id", "label"})
-_WIDE_COLUMN = re.compile(r"^(?P<prefix>.*?)(?P<index>\d+)$")
+LIST_COLUMN = "signal"
+_NUMBERED = re.compile(r"^(?P<prefix>.*?)(?P<index>\d+)$")
+
+
+def beat_columns(names: Sequence[str], where: object) -> list[str]:
+    """['signal'], or the numbered sample columns in numeric order; raises naming ``where``."""
+    if LIST_COLUMN in names:
+        return [LIST_COLUMN]
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for name in names:
+        match = _NUMBERED.match(name)
+        if name not in RECORD_COLUMNS and match:
+            groups.setdefault(match["prefix"], []).append((int(match["index"]), name))
+    if not groups:
+        raise DataFormatError(
+            f"{where} has neither a 'signal' column nor numbered sample columns (s000, s001, ...)."
+        )
+    if len(groups) > 1:
+        prefixes = ", ".join(repr(p) for p in sorted(groups))
+        raise DataFormatError(f"{where} has sample columns with several prefixes: {prefixes}.")
+    numbered = sorted(next(iter(groups.values())))
+    indices = [index for index, _ in numbered]
+    if indices != list(range(indices[0], indices[0] + len(indices))):
+        missing = sorted(set(range(indices[0], indices[-1] + 1)) - set(indices))
+        detail = f"index {missing[0]} is missing" if missing else "an index appears twice"
+        raise DataFormatError(f"{where} sample columns are not consecutive: {detail}.")
+    if len(numbered) < 2:
+        raise DataFormatError(
+            f"{where} has 1 sample per beat (column {numbered[0][1]!r}); at least 2 needed."
+        )
+    return [name for _, name in numbered]
+
+
+def sample_type_problem(schema: pa.Schema, columns: list[str]) -> str | None:
+    """Why ``columns`` (from :func:`beat_columns`) hold no numbers, e.g. "column 's005' must be
+    numeric, not string"; None when their types are numbers."""
+    if columns == [LIST_COLUMN]:
+        kind = schema.field(LIST_COLUMN).type
+        if pa.types.is_null(kind) or (_is_list(kind) and _is_number(kind.value_type)):
+            return None
+        return f"column 'signal' must hold lists of numbers, not {kind}"
+    for name in columns:
+        kind = schema.field(name).type
+        if not _is_number(kind):
+            return f"column {name!r} must be numeric, not {kind}"
+    return None
+
+
+def beat_matrix(data: pa.RecordBatch | pa.Table, columns: list[str]) -> np.ndarray | None:
+    """(n_beats, length) float32 of ``columns`` whose types :func:`sample_type_problem` accepts;
+    None when the list column has no rows, a null row or rows of different lengths. A null sample
+    becomes NaN."""
+    if columns != [LIST_COLUMN]:
+        return np.column_stack([_floats(_array(data, name)) for name in columns])
+    column = _array(data, LIST_COLUMN)
+    if pa.types.is_null(column.type) or not len(column) or column.null_count:
+        return None
+    lengths = list_lengths(column)
+    if not (lengths == lengths[0]).all():
+        return None
+    return _floats(column.flatten()).reshape(len(column), int(lengths[0]))
+
+
+def beat_rows(data: pa.RecordBatch | pa.Table, columns: list[str]) -> list:
+    """Each row's beat as written (a list of values; None for a null list row), for rows that
+    :func:`beat_matrix` cannot give as one array."""
+    if columns == [LIST_COLUMN]:
+        return _array(data, LIST_COLUMN).to_pylist()
+    values = [_array(data, name).to_pylist() for name in columns]
+    return [list(row) for row in zip(*values, strict=True)]
+
+
+def list_lengths(column: pa.Array) -> np.ndarray:
+    """Samples per row (n,) int of a list column; -1 for a null row."""
+    return pc.list_value_length(column).fill_null(-1).to_numpy(zero_copy_only=False)
+
+
+def _array(data: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
+    column = data.column(name)
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def _floats(values: pa.Array) -> np.ndarray:
+    """(n,) float32 of a numeric array; null -> NaN."""
+    kind = values.type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        values = values.cast(pa.float64())  # decimal or null
+    return values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+
+
+def _is_list(kind: pa.DataType) -> bool:
+    return (
+        pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
+    )
+
+
+def _is_number(kind: pa.DataType) -> bool:
+    return (
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_decimal(kind)
+        or pa.types.is_null(kind)
+    )
+
+
+# --- training: a file is read whole, and any fault refuses it ---------------------------------
 
 
 def read_parquet_beats(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -33,12 +151,39 @@ def read_parquet_beats(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise DataFormatError(f"{path} cannot be read as Parquet ({first_line}).") from err
     if table.num_rows == 0:
         raise DataFormatError(f"{path} holds no beats (the table has no rows).")
-    names = set(table.column_names)
-    signals = _list_signals(table, path) if "signal" in names else _wide_signals(table, path)
+    columns = beat_columns(table.column_names, path)
+    problem = sample_type_problem(table.schema, columns)
+    if problem is not None:
+        raise DataFormatError(f"{path} {problem}.")
+    signals = beat_matrix(table, columns)
+    if signals is None:
+        raise _list_fault(table, path)
     if signals.shape[1] < 2:
         raise DataFormatError(f"{path} has {signals.shape[1]} sample per beat; at least 2 needed.")
-    labels = _parquet_labels(table, path) if "label" in names else None
+    check_finite(signals, path, lambda row, col: f"{_row_name(table, row)}, {_where(columns, col)}")
+    labels = _parquet_labels(table, path) if "label" in table.column_names else None
     return signals, labels
+
+
+def _list_fault(table: pa.Table, path: Path) -> DataFormatError:
+    """The first null row of the list column ``signal``, else its first row of another length."""
+    column = _array(table, LIST_COLUMN)
+    lengths = np.full(len(column), -1) if pa.types.is_null(column.type) else list_lengths(column)
+    nulls = np.flatnonzero(lengths < 0)
+    if nulls.size:
+        row = int(nulls[0])
+        return DataFormatError(f"{path} {_row_name(table, row)}: field 'signal' is empty (null).")
+    row = int(np.flatnonzero(lengths != lengths[0])[0])
+    return DataFormatError(
+        f"{path} {_row_name(table, row)}: field 'signal' has length {lengths[row]} but row 1 "
+        f"has length {lengths[0]}; every beat must have the same length."
+    )
+
+
+def _where(columns: list[str], col: int) -> str:
+    return (
+        f"field 'signal' sample {col}" if columns == [LIST_COLUMN] else f"column {columns[col]!r}"
+    )
 
 
 def _row_name(table: pa.Table, row: int) -> str:
@@ -48,80 +193,14 @@ def _row_name(table: pa.Table, row: int) -> str:
     return f"row {row + 1}"
 
 
-def _list_signals(table: pa.Table, path: Path) -> np.ndarray:
-    """(n_beats, length) float32 from the list column ``signal``."""
-    column = table.column("signal").combine_chunks()
-    kind = column.type
-    is_list = pa.types.is_list(kind) or pa.types.is_large_list(kind)
-    if not (is_list or pa.types.is_fixed_size_list(kind)) or not _is_numeric(kind.value_type):
-        raise DataFormatError(f"{path} column 'signal' must hold lists of numbers, not {kind}.")
-    if column.null_count:
-        row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
-        raise DataFormatError(f"{path} {_row_name(table, row)}: field 'signal' is empty (null).")
-    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
-    ragged = np.flatnonzero(lengths != lengths[0])
-    if ragged.size:
-        row = int(ragged[0])
-        raise DataFormatError(
-            f"{path} {_row_name(table, row)}: field 'signal' has length {lengths[row]} but row 1 "
-            f"has length {lengths[0]}; every beat must have the same length."
-        )
-    flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
-    signals = flat.reshape(len(column), int(lengths[0])).astype(np.float32)
-    check_finite(
-        signals, path, lambda row, col: f"{_row_name(table, row)}, field 'signal' sample {col}"
-    )
-    return signals
-
-
-def sample_columns(column_names: list[str], path: Path | str) -> list[str]:
-    """Sample columns sharing one prefix (s000..s139, x0..x186), in numeric order."""
-    groups: dict[str, list[tuple[int, str]]] = {}
-    for name in column_names:
-        match = _WIDE_COLUMN.match(name)
-        if name not in RECORD_COLUMNS and match:
-            groups.setdefault(match["prefix"], []).append((int(match["index"]), name))
-    if not groups:
-        raise DataFormatError(
-            f"{path} has neither a 'signal' column nor numbered sample columns (s000, s001, ...)."
-        )
-    if len(groups) > 1:
-        prefixes = ", ".join(repr(p) for p in sorted(groups))
-        raise DataFormatError(f"{path} has sample columns with several prefixes: {prefixes}.")
-    numbered = sorted(next(iter(groups.values())))
-    indices = [index for index, _ in numbered]
-    if indices != list(range(indices[0], indices[0] + len(indices))):
-        missing = sorted(set(range(indices[0], indices[-1] + 1)) - set(indices))
-        detail = f"index {missing[0]} is missing" if missing else "an index appears twice"
-        raise DataFormatError(f"{path} sample columns are not consecutive: {detail}.")
-    return [name for _, name in numbered]
-
-
-def _wide_signals(table: pa.Table, path: Path) -> np.ndarray:
-    """(n_beats, length) float32 from numbered wide columns."""
-    names = sample_columns(table.column_names, path)
-    for name in names:
-        if not _is_numeric(table.schema.field(name).type):
-            kind = table.schema.field(name).type
-            raise DataFormatError(f"{path} column {name!r} must be numeric, not {kind}.")
-    columns = [table.column(name).to_numpy().astype(np.float64) for name in names]
-    signals = np.column_stack(columns).astype(np.float32)
-    check_finite(signals, path, lambda row, col: f"{_row_name(table, row)}, column {names[col]!r}")
-    return signals
-
-
 def _parquet_labels(table: pa.Table, path: Path) -> np.ndarray:
     """(n_beats,) float64 from the ``label`` column."""
     kind = table.schema.field("label").type
-    if not _is_numeric(kind):
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
         raise DataFormatError(f"{path} column 'label' must be numeric, not {kind}.")
     labels = table.column("label").to_numpy().astype(np.float64)
     check_finite(labels[:, None], path, lambda row, _: f"{_row_name(table, row)}, field 'label'")
     return labels
-
-
-def _is_numeric(kind: pa.DataType) -> bool:
-    return pa.types.is_integer(kind) or pa.types.is_floating(kind)
 
 
 def check_finite(values: np.ndarray, path: Path | str, where: Callable[[int, int], str]) -> None:

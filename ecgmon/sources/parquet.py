@@ -1,4 +1,9 @@
-"""Parquet source: a file or a folder of (date-partitioned) files, read in record batches."""
+"""Parquet source: a file or a folder of (date-partitioned) files, read in record batches.
+
+Beats are read with the layout rules of :mod:`ecgmon.sources.beat_layout` (the ones training
+uses). A file that cannot be read, lacks ``record_id`` or ``recorded_at``, or whose columns fit no
+beat layout is one rejection; a faulty row is left to validation, which quarantines it.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +17,48 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ecgmon.errors import SourceNotFoundError
+from ecgmon.errors import DataFormatError, SourceNotFoundError
 from ecgmon.records import RawBatch, Rejection, RowNumbers, StreamPosition
+from ecgmon.sources.beat_layout import beat_columns, beat_matrix, beat_rows, sample_type_problem
 
-ID_COLUMNS = ("record_id", "recorded_at", "patient_id", "label")
 DATE_IN_PATH = re.compile(r"(\d{4}-\d{2}-\d{2})")
-WIDE_COLUMN = re.compile(r"^(.*?)(\d+)$")
 READ_BUFFER_BYTES = 1 << 20
+
+
+class ParquetSource:
+    """A Parquet file or a folder of files, possibly partitioned by date (``date=YYYY-MM-DD``)."""
+
+    def __init__(self, path: Path, until: date | None = None) -> None:
+        self.path = path
+        self.key = source_key(path)
+        self.until = until  # partitions dated after this day are left for a later run
+
+    def new_batches(self, watermarks: dict[str, dict], batch_size: int) -> Iterator[RawBatch]:
+        """Raw batches of every file not read to its end ({stream: watermark row})."""
+        for file in list_files(self.path):
+            day = partition_date(file)
+            if self.until is not None and day is not None and day > self.until:
+                continue
+            mark = watermarks.get(stream_name(self.path, file))
+            same_file = mark is not None and mark["fingerprint"] == file_fingerprint(file)
+            if same_file and mark["complete"]:
+                continue
+            start = int(mark["position_offset"]) if same_file else 0
+            yield from read_file_batches(self.path, file, batch_size, start)
+
+    def partitions(self) -> dict[date, list[str]]:
+        """Streams (files) by the day their path names."""
+        out: dict[date, list[str]] = {}
+        for file in list_files(self.path):
+            day = partition_date(file)
+            if day is not None:
+                out.setdefault(day, []).append(stream_name(self.path, file))
+        return out
+
+    def stream_batches(self, stream: str, batch_size: int) -> Iterator[RawBatch]:
+        """Every raw batch of one file, from its start."""
+        file = self.path if self.path.is_file() else self.path / stream
+        yield from read_file_batches(self.path, file, batch_size, 0)
 
 
 def source_key(path: Path) -> str:
@@ -68,15 +108,16 @@ def read_file_batches(
         # a 1 MiB read buffer instead of whole column chunks: 1M beats read with 280,000 page
         # faults instead of 420,000, and 20 % faster (docs/performance.md)
         handle = pq.ParquetFile(file, pre_buffer=False, buffer_size=READ_BUFFER_BYTES)
-        signal_columns = _signal_columns(handle.schema_arrow)
+        schema = handle.schema_arrow
     except (pa.ArrowException, OSError, ValueError) as err:
         yield _file_rejection(source, stream, fp, "unreadable_file", f"{file.name}: {err}")
         return
-    if isinstance(signal_columns, str):
-        yield _file_rejection(
-            source, stream, fp, "schema_mismatch", f"{file.name}: {signal_columns}"
-        )
+    try:
+        columns = _beat_columns(schema, file.name)
+    except DataFormatError as err:
+        yield _file_rejection(source, stream, fp, "schema_mismatch", str(err))
         return
+    problem = sample_type_problem(schema, columns)
     total = handle.metadata.num_rows
     offset = 0
     try:
@@ -90,7 +131,7 @@ def read_file_batches(
                 batch = batch.slice(max(0, start_row - offset))
                 first = max(start_row, offset)
                 position = StreamPosition(stream, end, fp, complete=end >= total)
-                yield _raw_batch(source, stream, batch, signal_columns, first, position)
+                yield _raw_batch(source, stream, batch, columns, problem, first, position)
             offset = end
     except (pa.ArrowException, OSError) as err:
         detail = f"{file.name}: unreadable after row {offset}: {err}"
@@ -100,27 +141,21 @@ def read_file_batches(
         yield RawBatch(source, *_empty(), [], StreamPosition(stream, total, fp, complete=True))
 
 
-def _signal_columns(schema: pa.Schema) -> list[str] | str:
-    """['signal'] for a list column, the wide sample columns in order, or a message why not."""
-    names = schema.names
-    missing = [c for c in ("record_id", "recorded_at") if c not in names]
+def _beat_columns(schema: pa.Schema, name: str) -> list[str]:
+    """The columns holding the beat; raises DataFormatError naming the file when the record
+    columns are missing or no beat layout fits."""
+    missing = [c for c in ("record_id", "recorded_at") if c not in schema.names]
     if missing:
-        return f"missing column(s) {', '.join(missing)}"
-    if "signal" in names:
-        return ["signal"]
-    wide = [(m.group(1), int(m.group(2)), n) for n in names if (m := WIDE_COLUMN.match(n))]
-    wide = [w for w in wide if w[2] not in ID_COLUMNS]
-    prefixes = {w[0] for w in wide}
-    if len(prefixes) != 1 or len(wide) < 2:
-        return "no 'signal' list column and no numbered sample columns (s000, s001, ...)"
-    return [name for _p, _i, name in sorted(wide, key=lambda w: w[1])]
+        raise DataFormatError(f"{name}: missing column(s) {', '.join(missing)}")
+    return beat_columns(schema.names, name)
 
 
 def _raw_batch(
     source: str,
     stream: str,
     batch: pa.RecordBatch,
-    signal_columns: list[str],
+    columns: list[str],
+    problem: str | None,
     first: int,
     position: StreamPosition,
 ) -> RawBatch:
@@ -132,9 +167,10 @@ def _raw_batch(
         record_id=_ids(batch.column("record_id")),
         recorded_at=pd.Series(batch.column("recorded_at").to_pandas()),
         patient_id=_ids(patient),
-        signals=_signals(batch, signal_columns),
+        signals=_signals(batch, columns, problem),
         row_keys=RowNumbers(f"{stream}#row=", first, n),
         position=position,
+        signal_problem=problem,
     )
 
 
@@ -147,38 +183,10 @@ def _ids(column: pa.Array) -> pa.Array | np.ndarray:
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
 
 
-def _signals(batch: pa.RecordBatch, columns: list[str]) -> np.ndarray | list:
-    """A float array (n, length) when possible without loss, else a list of per-row values."""
-    if columns != ["signal"]:
-        try:
-            return np.column_stack(
-                [batch.column(c).to_numpy(zero_copy_only=False).astype(np.float32) for c in columns]
-            )
-        except (TypeError, ValueError, pa.ArrowException):
-            values = [batch.column(c).to_pylist() for c in columns]
-            return [list(row) for row in zip(*values, strict=True)]
-    column = batch.column("signal")
-    kind = column.type
-    is_list = (
-        pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
-    )
-    if is_list and column.null_count == 0 and _numeric(kind.value_type):
-        lengths = pc_lengths(column)
-        if len(lengths) and (lengths == lengths[0]).all():
-            values = column.flatten().to_numpy(zero_copy_only=False)
-            return values.astype(np.float32, copy=False).reshape(len(column), int(lengths[0]))
-    return column.to_pylist()
-
-
-def _numeric(kind: pa.DataType) -> bool:
-    return pa.types.is_floating(kind) or pa.types.is_integer(kind)
-
-
-def pc_lengths(column: pa.Array) -> np.ndarray:
-    """Number of samples per row of a list column."""
-    import pyarrow.compute as pc
-
-    return pc.list_value_length(column).fill_null(-1).to_numpy(zero_copy_only=False)
+def _signals(batch: pa.RecordBatch, columns: list[str], problem: str | None) -> np.ndarray | list:
+    """A float array (n, length) when the beats allow one, else each row's beat as written."""
+    signals = None if problem is not None else beat_matrix(batch, columns)
+    return signals if signals is not None else beat_rows(batch, columns)
 
 
 def _empty() -> tuple:

@@ -35,7 +35,7 @@ from sqlalchemy.engine import Engine
 from ecgmon.clock import as_utc
 from ecgmon.errors import DataFormatError, SourceNotFoundError
 from ecgmon.records import RawBatch, StreamPosition
-from ecgmon.sources.beat_layout import sample_columns
+from ecgmon.sources.beat_layout import beat_columns
 from ecgmon.storage.engine import redact_url
 
 
@@ -173,12 +173,10 @@ def _reflect(engine: Engine, table_name: str, key: str) -> sa.Table:
 
 
 def _signal_columns(table: sa.Table, key: str) -> list[str]:
-    """['signal'] for an array/JSON column, else the numbered sample columns in order."""
-    names = [c.name for c in table.c]
-    if "signal" in names:
-        return ["signal"]
+    """['signal'] for an array/JSON column, else the numbered sample columns in order (the
+    column rules of Parquet files, :func:`~ecgmon.sources.beat_layout.beat_columns`)."""
     try:
-        return sample_columns(names, key)
+        return beat_columns([c.name for c in table.c], key)
     except DataFormatError as err:
         raise SourceNotFoundError(str(err)) from None
 

@@ -116,3 +116,22 @@ def test_open_source_dispatches_tables_and_env_urls(tmp_path, monkeypatch) -> No
     assert isinstance(open_source("env:ECG_SOURCE_URL", "ecg_records"), DatabaseSource)
     with pytest.raises(SourceNotFoundError, match="needs a table"):
         open_source(url)
+
+
+@pytest.mark.parametrize(
+    ("columns", "fragment"),
+    [
+        (["s0", "s1", "s3"], "index 2 is missing"),
+        (["s0", "x1"], "several prefixes"),
+        (["s0"], "at least 2"),
+        (["value"], "neither a 'signal' column"),
+    ],
+)
+def test_sample_columns_follow_the_parquet_layout_rules(
+    tmp_path, columns: list[str], fragment: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    df = pd.DataFrame({"record_id": ["a"], "recorded_at": [T0], **{c: [1.0] for c in columns}})
+    df.to_sql("ecg_records", sa.create_engine(url), index=False)
+    with pytest.raises(SourceNotFoundError, match=fragment):
+        DatabaseSource(url, "ecg_records")

@@ -69,3 +69,16 @@ def test_duplicates_and_bad_times_are_rejected_and_timezones_normalised():
     ]
     assert valid.record_id.to_pylist() == ["a"]
     assert valid.recorded_at[0] == pd.Timestamp("2026-01-01T00:00:00Z")
+
+
+def test_signals_read_from_columns_without_numbers_are_each_rejected():
+    batch = raw(["a", "b", None], ["2026-01-01 00:00"] * 3, [["1", "2"], None, ["3", "4"]])
+    batch.signal_problem = "column 'signal' must hold lists of numbers, not list<item: string>"
+    valid, rejected = validate_batch(batch, 2)
+    assert len(valid) == 0
+    assert [(r.reason, r.detail) for r in rejected] == [
+        ("non_numeric_signal", batch.signal_problem),
+        ("missing_signal", "signal is missing"),
+        ("missing_record_id", "record_id is missing or empty"),
+    ]
+    assert '"signal": ["1", "2"]' in rejected[0].raw_payload  # the row as written, for replay
