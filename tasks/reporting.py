@@ -21,7 +21,6 @@ import logging
 import math
 import re
 
-import numpy as np
 import sqlalchemy as sa
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -29,9 +28,10 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Engine
 
 from ecgmon.drift import DriftAccumulator
+from ecgmon.models.registry.versions import normal_reference_losses
 from ecgmon.settings import Settings
 from ecgmon.storage.batches import top_flagged_beats
-from ecgmon.storage.engine import create_db_engine, table
+from ecgmon.storage.engine import create_db_engine
 from ecgmon.storage.runs import read_drift_counts
 
 TOP_BEATS = 5
@@ -67,12 +67,7 @@ def measure_drift(engine: Engine, run_id: str, model_version: int) -> dict:
     so this reads two rows, whatever the size of the run. Returns the report of
     :meth:`ecgmon.drift.DriftAccumulator.report` with NaN as None.
     """
-    versions = table(engine, "model_versions")
-    with engine.connect() as conn:
-        reference = conn.execute(
-            sa.select(versions.c.normal_losses).where(versions.c.version == model_version)
-        ).scalar_one()
-    acc = DriftAccumulator(np.asarray(_json(reference), dtype=np.float64))
+    acc = DriftAccumulator(normal_reference_losses(engine, model_version))
     counts = read_drift_counts(engine, run_id)
     if counts:
         if counts.get("model_version") != model_version:

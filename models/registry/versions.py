@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -201,6 +203,18 @@ def get_version(engine: Engine, version: int) -> dict:
     """The registry row of one version as a dict."""
     with engine.connect() as conn:
         return _require_version(conn, version)
+
+
+def normal_reference_losses(engine: Engine, version: int) -> np.ndarray:
+    """The held-out normal losses (n,) a version was calibrated on: its drift reference.
+
+    Raises sqlalchemy's NoResultFound when the version does not exist."""
+    versions = table(engine, "model_versions")
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.select(versions.c.normal_losses).where(versions.c.version == version)
+        ).scalar_one()
+    return np.asarray(json.loads(stored) if isinstance(stored, str) else stored, np.float64)
 
 
 def list_versions(engine: Engine) -> list[dict]:
