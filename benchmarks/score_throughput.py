@@ -125,7 +125,7 @@ def child_main(args: argparse.Namespace) -> None:
     os.environ["ECGMON_MODEL_STORE"] = args.store
     import ecgmon.models.autoencoder.architectures  # noqa: F401  (Keras/TensorFlow: import time is not throughput)
     from ecgmon.settings import get_settings
-    from tasks import scoring  # noqa: F401  (imports Prefect before timing)
+    from ecgmon.tasks import scoring  # noqa: F401  (imports Prefect before timing)
 
     _import_driver(args.database_url)
 
