@@ -68,6 +68,15 @@ def resolve_judge(settings: Settings, model_version: int | None = None) -> Judge
     return JudgeRef(version, threshold.threshold_version, threshold.value)
 
 
+def check_score_inputs(
+    settings: Settings, source_spec: str, table: str | None, model_version: int | None = None
+) -> JudgeRef:
+    """Raise the errors a user can cause before a score run starts: the source does not open,
+    or no model version and threshold can judge it; returns the judge that would."""
+    open_source(source_spec, table)
+    return resolve_judge(settings, model_version)
+
+
 def load_judge(settings: Settings, ref: JudgeRef) -> Judge:
     """Load the detector of a reference (checking its artifact sha256), the active per-patient
     thresholds of its model version and every patient's active model for its input length

@@ -33,7 +33,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from ecgmon.flows.replay import replay_flow
+    from ecgmon.tasks.scoring import resolve_judge
 
+    resolve_judge(get_settings())  # no champion: found before a flow run starts
     totals = replay_flow(source=args.source, reason=args.reason)
     print(
         f"replayed {totals['n_replayed']}: scored {totals['n_scored']}, still rejected "
