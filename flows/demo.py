@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -74,8 +75,11 @@ def write_partitions(beats: np.ndarray, folder: Path, days: list[str]) -> list[P
     return files
 
 
-def run_demo(data: Path | None, beats_per_day: int, epochs: int) -> int:
-    """Initialise, train and promote v1, write three days of new beats, score them, summarise."""
+def run_demo(
+    data: Path | None, beats_per_day: int, epochs: int, say: Callable[[str], None]
+) -> dict:
+    """Initialise, train and promote v1, write three days of new beats, score them; each step
+    and the summary are told to ``say`` (the command line prints them). Returns the score run."""
     from sklearn.model_selection import train_test_split
 
     from ecgmon.flows.score import score_flow
@@ -83,20 +87,20 @@ def run_demo(data: Path | None, beats_per_day: int, epochs: int) -> int:
 
     settings = get_settings()
     beats, origin = find_data(data)
-    print(f"data: {origin} ({len(beats)} beats of {beats.input_length} samples)")
+    say(f"data: {origin} ({len(beats)} beats of {beats.input_length} samples)")
     engine = create_db_engine(settings.database_url_plain)
     upgrade_schema(engine)
     train_idx, new_idx = train_test_split(np.arange(len(beats)), test_size=0.2, random_state=21)
     work = default_var_dir() / "demo"
     train_file = _write_training(beats, train_idx, work)
-    version = _reuse_or_train(settings, train_file, epochs, train_flow)
+    _reuse_or_train(settings, train_file, epochs, train_flow, say)
     days = [(datetime.now(UTC).date() - timedelta(days=d)).isoformat() for d in (3, 2, 1)]
     new = beats.signals[new_idx[: beats_per_day * len(days)]]
     incoming = work / "incoming"
     write_partitions(new, incoming, days)
     result = score_flow(source=str(incoming))
-    _summarise(settings, result, version, incoming)
-    return 0
+    _summarise(settings, result, incoming, say)
+    return result
 
 
 def _write_training(beats: LabelledBeats, idx: np.ndarray, work: Path) -> Path:
@@ -112,35 +116,43 @@ def _write_training(beats: LabelledBeats, idx: np.ndarray, work: Path) -> Path:
     )
 
 
-def _reuse_or_train(settings: Settings, train_file: Path, epochs: int, train_flow) -> int:  # noqa: ANN001
+def _reuse_or_train(
+    settings: Settings,
+    train_file: Path,
+    epochs: int,
+    train_flow: Callable[..., dict],
+    say: Callable[[str], None],
+) -> int:
     from ecgmon.models.registry.versions import champion_version
 
     engine = create_db_engine(settings.database_url_plain)
     try:
         version = champion_version(engine)
-        print(f"model: reusing champion model version {version}")
+        say(f"model: reusing champion model version {version}")
         return version
     except Exception:  # noqa: BLE001
         pass
     result = train_flow(data=str(train_file), architecture="dense", epochs=epochs, promote=True)
     version = int(result["model_version"])
-    print(f"model: trained dense autoencoder, registered and promoted as version {version}")
+    say(f"model: trained dense autoencoder, registered and promoted as version {version}")
     return version
 
 
-def _summarise(settings: Settings, result: dict, version: int, incoming: Path) -> None:
+def _summarise(
+    settings: Settings, result: dict, incoming: Path, say: Callable[[str], None]
+) -> None:
     engine = create_db_engine(settings.database_url_plain)
-    print(f"source: {incoming}")
-    print(
+    say(f"source: {incoming}")
+    say(
         f"beats read {result['n_read']}, scored {result['n_scored']}, rejected "
         f"{result['n_rejected']}, flagged {result['n_flagged']}"
     )
-    print(
+    say(
         f"model version {result['model_version']}, threshold version "
         f"{result['threshold_version']} = {result['threshold']:.5f}"
     )
-    print(f"database: {redact_url(settings.database_url_plain)}")
-    print(f"model store: {settings.model_store}")
+    say(f"database: {redact_url(settings.database_url_plain)}")
+    say(f"model store: {settings.model_store}")
     query = "daily_anomaly_rate.sql"
-    print(f"\nanalyst query ({query}):")
-    print(run_query(engine, query).to_string(index=False))
+    say(f"\nanalyst query ({query}):")
+    say(run_query(engine, query).to_string(index=False))

@@ -26,6 +26,7 @@ from ecgmon.models.registry.versions import (
     load_detector,
     promote,
     record_gate,
+    require_population_model,
 )
 from ecgmon.settings import Settings
 from ecgmon.sources.datasets import read_training_data
@@ -139,3 +140,12 @@ def retrain_task(
         "; ".join(record["reasons"]),
     )
     return record
+
+
+def promote_by_hand(settings: Settings, version: int) -> None:
+    """Make ``version`` the champion without the gate: only a population model with an active
+    threshold (a champion must be able to judge beats)."""
+    engine = create_db_engine(settings.database_url_plain)
+    require_population_model(engine, version)
+    active_threshold(engine, version)
+    promote(engine, version)

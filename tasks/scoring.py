@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
-import queue
-import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TypeVar
 
 import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy.engine import Engine
 
 from ecgmon.drift import DriftAccumulator
 from ecgmon.memory import release_freed_buffers
@@ -28,6 +23,7 @@ from ecgmon.models.registry.versions import (
     load_detector,
 )
 from ecgmon.models.scoring import Judge, autoencoder_losses, score_beats
+from ecgmon.pipeline import StageTimes, run_pipeline
 from ecgmon.records import RawBatch, ScoredBeats
 from ecgmon.settings import Settings
 from ecgmon.sources import Source, bound_window, open_source
@@ -38,9 +34,6 @@ from ecgmon.storage.watermarks import read_watermarks
 from ecgmon.validation import SeenIds, split_repeats, validate_batch
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-#: Batches each pipeline queue holds (read-ahead, and scored-but-uncommitted).
-PIPELINE_DEPTH = 2
 #: Batch transactions written at the same time, per database (default 1: SQLite has one writer).
 PARALLEL_WRITERS = {"postgresql": 2}
 
@@ -75,6 +68,15 @@ def resolve_judge(settings: Settings, model_version: int | None = None) -> Judge
     return JudgeRef(version, threshold.threshold_version, threshold.value)
 
 
+def check_score_inputs(
+    settings: Settings, source_spec: str, table: str | None, model_version: int | None = None
+) -> JudgeRef:
+    """Raise the errors a user can cause before a score run starts: the source does not open,
+    or no model version and threshold can judge it; returns the judge that would."""
+    open_source(source_spec, table)
+    return resolve_judge(settings, model_version)
+
+
 def load_judge(settings: Settings, ref: JudgeRef) -> Judge:
     """Load the detector of a reference (checking its artifact sha256), the active per-patient
     thresholds of its model version and every patient's active model for its input length
@@ -104,169 +106,87 @@ def score_batches(
 ) -> ScoreCounts:
     """Validate, score and commit each raw batch in its own transaction; returns the counts.
 
-    Three stages overlap: a reader thread pulls raw batches (Arrow releases the GIL), this thread
-    validates and scores (TensorFlow releases it), a writer thread commits batches in order
-    (the database works in its own process). Queues hold at most ``PIPELINE_DEPTH`` batches each,
-    so memory is bounded by the batch size. If reading or scoring fails, batches already scored
-    are still committed before the error is raised; if a commit fails, nothing after it is.
-    ``judge`` may still be loading (a Future): the reader starts first and reads ahead meanwhile.
+    The batches flow through the pipeline engine (:func:`ecgmon.pipeline.run_pipeline`): read
+    ahead in a reader thread, judged here, committed in order by writer threads. ``judge`` may
+    still be loading (a Future): the reader starts first and reads ahead meanwhile.
     """
     release_freed_buffers()  # memory bounded by the batch size over long runs (ecgmon.memory)
     engine = create_db_engine(settings.database_url_plain)
-    counts = ScoreCounts()
-    seen = SeenIds()  # ids of earlier batches: a repeat is rejected, not overwritten
-    busy = StageTimes()
-    reader = _prefetch(busy.timed("read", batches), PIPELINE_DEPTH)
-    try:
-        first = list(itertools.islice(reader, 1))  # starts the reader thread ...
-        judge = judge.result() if isinstance(judge, Future) else judge  # ... as the model loads
-        drift = DriftAccumulator(judge.detector.calibration_losses)  # counted per batch, see 0002
-        with _Committer(engine, counts, busy) as committer:
-            for raw in itertools.chain(first, reader):
-                started = time.perf_counter()
-                n_read = len(raw) + len(raw.rejections)
-                raw, repeats = split_repeats(raw, seen)
-                valid, rejections = validate_batch(raw, judge.detector.input_length)
-                busy.add("validate", started)
-                started = time.perf_counter()
-                scored = score_beats(judge, valid)
-                busy.add("infer", started)
-                valid.signals = np.empty((len(valid), 0), np.float32)  # the writer needs none
-                write = BatchWrite(
-                    run_id,
-                    source.key,
-                    judge.model_version,
-                    scored,
-                    rejections + repeats,
-                    raw.position,
-                    n_read,
-                    drift=_drift_counts(drift, judge, scored),
-                )
-                committer.put(write)
-    finally:
-        reader.close()  # stops the reader thread when scoring ended early
+    counts, busy = ScoreCounts(), StageTimes()
+
+    def judging(judge: Judge) -> BatchScorer:
+        return BatchScorer(judge, source.key, run_id, busy)
+
+    def commit(write: BatchWrite, in_turn: Callable[[], None]) -> None:
+        retry_transient(lambda: commit_batch(engine, write, in_turn), what="commit")
+        _count(counts, write)  # in turn: the next batch waits until this one is done
+
+    writers = PARALLEL_WRITERS.get(engine.dialect.name, 1)
+    run_pipeline(batches, _when_loaded(judge, judging), commit, writers, busy)
     log.info("busy seconds per stage (stages overlap): %s", busy)
     counts.stage_seconds.update(busy)
     return counts
+
+
+class BatchScorer:
+    """The score callable of the pipeline: a raw batch -> the ``BatchWrite`` that commits it.
+
+    Repeats of ids seen in earlier batches are rejected (not overwritten), the rest validated,
+    scored by the judge and counted for drift; the busy seconds of ``validate`` and ``infer`` go
+    to ``busy``.
+    """
+
+    def __init__(self, judge: Judge, source_key: str, run_id: str, busy: StageTimes) -> None:
+        self.judge, self.source_key, self.run_id, self.busy = judge, source_key, run_id, busy
+        self.seen = SeenIds()  # ids of earlier batches: a repeat is rejected, not overwritten
+        self.drift = DriftAccumulator(judge.detector.calibration_losses)  # per batch, see 0002
+
+    def __call__(self, raw: RawBatch) -> BatchWrite:
+        """The write of one raw batch: scores, rejections (repeats too), position, drift."""
+        judge = self.judge
+        started = time.perf_counter()
+        n_read = len(raw) + len(raw.rejections)
+        raw, repeats = split_repeats(raw, self.seen)
+        valid, rejections = validate_batch(raw, judge.detector.input_length)
+        self.busy.add("validate", started)
+        started = time.perf_counter()
+        scored = score_beats(judge, valid)
+        self.busy.add("infer", started)
+        valid.signals = np.empty((len(valid), 0), np.float32)  # the writer needs none
+        return BatchWrite(
+            self.run_id,
+            self.source_key,
+            judge.model_version,
+            scored,
+            rejections + repeats,
+            raw.position,
+            n_read,
+            drift=_drift_counts(self.drift, judge, scored),
+        )
+
+
+def _when_loaded(
+    judge: Judge | Future[Judge], build: Callable[[Judge], BatchScorer]
+) -> BatchScorer | Future[BatchScorer]:
+    """The scorer of a judge; of a judge still loading, a Future of it (or of its load error)."""
+    if not isinstance(judge, Future):
+        return build(judge)
+    scorer: Future[BatchScorer] = Future()
+
+    def built(loaded: Future[Judge]) -> None:
+        try:
+            scorer.set_result(build(loaded.result()))
+        except BaseException as err:  # the pipeline raises it in the scoring thread
+            scorer.set_exception(err)
+
+    judge.add_done_callback(built)
+    return scorer
 
 
 def _drift_counts(drift: DriftAccumulator, judge: Judge, scored: ScoredBeats) -> dict | None:
     """A batch's drift counts over the beats the population autoencoder judged (their losses are
     on the scale of its reference losses; a patient model's scores are not); None when no beat."""
     return drift.count(autoencoder_losses(judge, scored)) if len(scored.beats) else None
-
-
-class StageTimes(dict):
-    """Seconds each pipeline stage was busy: {stage: seconds}."""
-
-    def add(self, stage: str, started: float) -> None:
-        """Add the time since ``started`` (a ``time.perf_counter()`` value) to ``stage``."""
-        self[stage] = self.get(stage, 0.0) + time.perf_counter() - started
-
-    def timed(self, stage: str, items: Iterable[T]) -> Iterator[T]:
-        """Iterate ``items``, adding the time each ``next`` takes to ``stage``."""
-        iterator = iter(items)
-        while True:
-            started = time.perf_counter()
-            try:
-                item = next(iterator)
-            except StopIteration:
-                return
-            finally:
-                self.add(stage, started)
-            yield item
-
-    def __str__(self) -> str:
-        return ", ".join(f"{k} {v:.2f}" for k, v in self.items())
-
-
-class _Committer:
-    """Writer threads committing ``BatchWrite``s, each in its own transaction and connection.
-
-    On PostgreSQL ``PARALLEL_WRITERS`` batches are written at the same time (the server inserts
-    one batch while the next is formatted and sent); every batch waits for its predecessor to
-    commit before it moves the watermark, so commits stay in batch order and the first error
-    stops the run: nothing after a failed batch is committed.
-    """
-
-    def __init__(self, engine: Engine, counts: ScoreCounts, busy: StageTimes) -> None:
-        self.engine, self.counts, self.busy = engine, counts, busy
-        self.queue: queue.Queue[tuple[int, BatchWrite] | None] = queue.Queue(PIPELINE_DEPTH)
-        self.error: BaseException | None = None
-        self.sent = 0  # batches queued so far
-        self.turn = 0  # the batch whose commit is next in order
-        self.order = threading.Condition()
-        n = PARALLEL_WRITERS.get(engine.dialect.name, 1)
-        self.threads = [
-            threading.Thread(target=self._run, name=f"ecgmon-commit-{i}", daemon=True)
-            for i in range(n)
-        ]
-
-    def __enter__(self) -> _Committer:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def put(self, write: BatchWrite) -> None:
-        """Queue a batch (blocks while the queue is full); raises the writers' error, if any."""
-        item = (self.sent, write)
-        self.sent += 1
-        while True:
-            self._raise()
-            try:
-                self.queue.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    def __exit__(self, *exc: object) -> None:
-        for _ in self.threads:  # the writers drain what is queued, then stop
-            self.queue.put(None)
-        for thread in self.threads:
-            thread.join()
-        if exc[0] is None:
-            self._raise()
-
-    def _raise(self) -> None:
-        if self.error is not None:
-            raise self.error
-
-    def _run(self) -> None:
-        while (item := self.queue.get()) is not None:
-            number, write = item
-            started = time.perf_counter()
-            try:
-                if self.error is None:  # after a failed commit nothing later is committed
-                    retry_transient(
-                        lambda write=write, number=number: commit_batch(
-                            self.engine, write, lambda: self._wait_turn(number)
-                        ),
-                        what="commit",
-                    )
-                    self.busy.add("commit", started)  # in turn: one writer at a time here
-                    _count(self.counts, write)
-            except BaseException as err:  # noqa: BLE001  (re-raised in the scoring thread)
-                with self.order:
-                    self.error = self.error or err
-            finally:
-                self._done(number)
-
-    def _wait_turn(self, number: int) -> None:
-        """Block until every earlier batch is done; raise if one of them failed."""
-        with self.order:
-            self.order.wait_for(lambda: self.turn == number)
-            if self.error is not None:
-                raise _EarlierBatchError(f"batch {number} not committed: an earlier batch failed")
-
-    def _done(self, number: int) -> None:
-        with self.order:
-            self.order.wait_for(lambda: self.turn == number)
-            self.turn += 1
-            self.order.notify_all()
-
-
-class _EarlierBatchError(RuntimeError):
-    """A batch rolled back because an earlier batch of the run could not be committed."""
 
 
 def _count(counts: ScoreCounts, write: BatchWrite) -> None:
@@ -276,41 +196,6 @@ def _count(counts: ScoreCounts, write: BatchWrite) -> None:
     counts.n_rejected += len(write.rejections)
     counts.n_flagged += int(scored.is_anomaly.sum()) if scored is not None else 0
     counts.batches += 1
-
-
-def _prefetch(items: Iterable[T], depth: int) -> Iterator[T]:
-    """Iterate ``items`` in a reader thread, at most ``depth`` ahead; re-raises its errors."""
-    slots: queue.Queue[tuple[str, object]] = queue.Queue(depth)
-    stop = threading.Event()
-
-    def read() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        slots.put(("item", item), timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            slots.put(("end", None))
-        except BaseException as err:  # noqa: BLE001  (re-raised in the consuming thread)
-            slots.put(("error", err))
-
-    reader = threading.Thread(target=read, name="ecgmon-read", daemon=True)
-    reader.start()
-    try:
-        while True:
-            kind, value = slots.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value  # type: ignore[misc]
-            yield value  # type: ignore[misc]
-    finally:
-        stop.set()
-        reader.join()
 
 
 def score_new_records(

@@ -7,8 +7,12 @@ import argparse
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ecgmon.errors import ConfigurationError
+
+if TYPE_CHECKING:  # imported late: the command line starts without Prefect
+    from ecgmon.tasks.baseline import Strip
 
 DEFAULT_MINUTES = 10.0
 
@@ -70,7 +74,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
-def strip_of(args: argparse.Namespace):  # noqa: ANN201 - ecgmon.tasks.baseline.Strip, imported late
+def strip_of(args: argparse.Namespace) -> Strip:
     """The baseline strip the arguments name: --beats FILE, --start/--end, or --minutes."""
     from ecgmon.tasks.baseline import Strip
 

@@ -75,12 +75,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from ecgmon.flows.score import score_flow
-    from ecgmon.sources import open_source
-    from ecgmon.tasks.scoring import resolve_judge
+    from ecgmon.tasks.scoring import check_score_inputs
 
     # the errors a user can cause are found before a flow run starts
-    open_source(str(args.source), args.table)
-    resolve_judge(get_settings(), args.model_version)
+    check_score_inputs(get_settings(), str(args.source), args.table, args.model_version)
 
     result = score_flow(
         source=_secret_free(str(args.source)),
@@ -185,7 +183,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ecgmon.flows.demo import run_demo
 
-    return run_demo(data=args.data, beats_per_day=args.beats_per_day, epochs=args.epochs)
+    run_demo(data=args.data, beats_per_day=args.beats_per_day, epochs=args.epochs, say=print)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -285,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         return _user_error(str(err))
     except KeyboardInterrupt:
         return _user_error("interrupted")
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         from sqlalchemy.exc import OperationalError
 
         if isinstance(err, OperationalError):

@@ -96,13 +96,9 @@ def cmd_models_show(args: argparse.Namespace) -> int:
 
 
 def cmd_models_promote(args: argparse.Namespace) -> int:
-    from ecgmon.models.registry.versions import active_threshold, promote, require_population_model
-    from ecgmon.storage.engine import create_db_engine
+    from ecgmon.tasks.gate import promote_by_hand
 
-    engine = create_db_engine(get_settings().database_url_plain)
-    require_population_model(engine, args.version)
-    active_threshold(engine, args.version)  # a champion must be able to judge beats
-    promote(engine, args.version)
+    promote_by_hand(get_settings(), args.version)
     print(f"model version {args.version} is the champion")
     return 0
 

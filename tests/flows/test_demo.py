@@ -16,7 +16,7 @@ def test_demo_offline_falls_back_to_synthetic_beats(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(demo, "SHARED_ECG5000", tmp_path / "no-such-folder")
     monkeypatch.setattr(demo, "PUBLIC_ECG_CSV", "http://127.0.0.1:9/ecg.csv")
-    assert demo.run_demo(data=None, beats_per_day=40, epochs=3) == 0
+    assert demo.run_demo(data=None, beats_per_day=40, epochs=3, say=print)["n_scored"] == 120
     out = capsys.readouterr().out
     assert "synthetic heartbeats (offline fallback)" in out
     assert "beats read 122, scored 120, rejected 2" in out

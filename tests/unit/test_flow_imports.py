@@ -10,8 +10,8 @@ from tests.shared_data import REPO_ROOT
 
 def test_flow_entrypoints_do_not_import_tensorflow():
     deployments = yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())["deployments"]
-    modules = sorted({d["entrypoint"].split(":")[0] for d in deployments})
-    modules += ["ecgmon.cli.main", "ecgmon.flows.train", "ecgmon.flows.demo"]
+    modules = sorted({d["entrypoint"].split(":")[0] for d in deployments})  # module entrypoints
+    modules += ["ecgmon.cli.main", "ecgmon.flows.train", "ecgmon.flows.demo", "ecgmon.flows.replay"]
     code = (
         "import sys\n"
         f"for m in {modules!r}: __import__(m)\n"

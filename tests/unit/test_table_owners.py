@@ -32,10 +32,6 @@ OWNERS = {
 }
 #: modules that may name a table, never query it: the engine reflects the tables by name
 NAMES_ONLY = {f"{STORAGE}/engine.py"}
-#: files whose table access moves in another branch of issue 12 (replay: its reads and marks of
-#: rejected_records go to storage/quarantine.py); the lead empties this on merging that branch.
-#: A listed file that is already clean fails the test, so the list cannot go stale.
-PENDING = {"ecgmon/cli/rejected.py"}
 SCANNED = ("ecgmon", "flows", "tasks", "models")
 EXEMPT = ("sql",)  # migrations and views are the schema
 _TAKES_TABLE = r"\b(?:FROM|JOIN|INTO|UPDATE|TABLE|COPY|EXISTS|REFERENCES|TRUNCATE)"
@@ -93,7 +89,7 @@ def table_uses(source: str) -> set[tuple[str, str, int]]:
 
 
 def owns(owner: str, name: str) -> bool:
-    """Whether module ``name`` is ``owner``, or lies in it when ``owner`` is a folder (ends in /)."""
+    """Whether module ``name`` is ``owner``, or lies in ``owner`` when it is a folder (ends in /)."""
     return name == owner or (owner.endswith("/") and name.startswith(owner))
 
 
@@ -109,10 +105,8 @@ def misplaced(files: dict[Path, str]) -> dict[str, list[str]]:
 
 
 def test_no_table_is_used_outside_its_owner() -> None:
-    found = misplaced(source_files())
-    stray = {name: uses for name, uses in found.items() if name not in PENDING}
+    stray = misplaced(source_files())
     assert not stray, f"SQL or table access outside the tables' owners: {stray}"
-    assert set(found) >= PENDING, f"clean now, drop from PENDING: {PENDING - set(found)}"
 
 
 def test_every_owner_uses_its_tables() -> None:
