@@ -89,7 +89,7 @@ def table_uses(source: str) -> set[tuple[str, str, int]]:
 
 
 def owns(owner: str, name: str) -> bool:
-    """Whether module ``name`` is ``owner``, or lies in ``owner`` when it is a folder (ends in /)."""
+    """Whether module ``name`` is ``owner``, or lies in it when ``owner`` is a folder."""
     return name == owner or (owner.endswith("/") and name.startswith(owner))
 
 
