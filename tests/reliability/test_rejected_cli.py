@@ -53,7 +53,7 @@ def test_the_replay_flow_records_its_run(
     prefect_harness, ecgmon_env, champion, synthetic_set, tmp_path
 ):
     from ecgmon.flows.replay import replay_flow
-    from ecgmon.storage.batches import start_run
+    from ecgmon.storage.runs import start_run
     from ecgmon.tasks.scoring import resolve_judge, score_new_records
 
     signals = synthetic_set.signals[:5].copy()
