@@ -29,25 +29,33 @@ import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
-from ecgmon.errors import EcgmonError  # noqa: E402
-from ecgmon.settings import Settings  # noqa: E402
-from ecgmon.storage.engine import create_db_engine, upgrade_schema  # noqa: E402
-from ecgmon.storage.runs import finish_run, start_run  # noqa: E402
-from ecgmon.storage.watermarks import read_watermarks  # noqa: E402
-from tests.badinput import BadCase, corpus  # noqa: E402
+from ecgmon.errors import EcgmonError
+from ecgmon.settings import Settings
+from ecgmon.storage.engine import create_db_engine, upgrade_schema
+from ecgmon.storage.runs import finish_run, start_run
+from ecgmon.storage.watermarks import read_watermarks
+from tests.badinput import BadCase, corpus
+
+if TYPE_CHECKING:  # imported late: a child process starts without TensorFlow
+    from multiprocessing.context import BaseContext
+    from multiprocessing.process import BaseProcess
+    from multiprocessing.synchronize import Event
+
+    from ecgmon.models.autoencoder.detector import AutoencoderDetector
+    from ecgmon.models.scoring import Judge
 
 log = logging.getLogger("chaos")
 LENGTH = 140
@@ -72,14 +80,14 @@ def settings_for(url: str, store: Path, batch_size: int = 100) -> Settings:
 # ----------------------------------------------------------------------------- bad input
 
 
-def _hooked(batches: Iterator, hook, folder: Path) -> Iterator:  # noqa: ANN001
+def _hooked(batches: Iterator, hook: Callable[[Path], None] | None, folder: Path) -> Iterator:
     for i, batch in enumerate(batches):
         yield batch
         if i == 0 and hook is not None:
             hook(folder)
 
 
-def run_bad_case(case: BadCase, settings: Settings, judge, workdir: Path) -> CaseOutcome:  # noqa: ANN001
+def run_bad_case(case: BadCase, settings: Settings, judge: Judge, workdir: Path) -> CaseOutcome:
     """Score one bad feed like the score flow does; never raises."""
     from ecgmon.sources import open_source
     from ecgmon.tasks.scoring import score_batches
@@ -100,14 +108,14 @@ def run_bad_case(case: BadCase, settings: Settings, judge, workdir: Path) -> Cas
     except EcgmonError as err:
         refused = str(err)
         finish_run(engine, run_id, "failed", error=refused)
-    except Exception:  # noqa: BLE001 - a crash is what this counts
+    except Exception:  # a crash is what this counts
         crashed, detail = True, traceback.format_exc(limit=3)
     return _judge_case(case, engine, run_id, folder, crashed, refused, detail)
 
 
 def _judge_case(
     case: BadCase,
-    engine,  # noqa: ANN001
+    engine: sa.Engine,
     run_id: str,
     folder: Path,
     crashed: bool,
@@ -141,7 +149,7 @@ def _judge_case(
     return CaseOutcome(case.name, handled, crashed, refused, reasons, detail)
 
 
-def bad_input_phase(settings: Settings, judge, workdir: Path) -> list[CaseOutcome]:  # noqa: ANN001
+def bad_input_phase(settings: Settings, judge: Judge, workdir: Path) -> list[CaseOutcome]:
     """Every corpus case, each in its own feed folder."""
     outcomes = []
     for case in corpus():
@@ -159,7 +167,7 @@ def bad_input_phase(settings: Settings, judge, workdir: Path) -> list[CaseOutcom
 # ----------------------------------------------------------------------------- model set-up
 
 
-def prepare_database(url: str, store: Path, detector) -> int:  # noqa: ANN001
+def prepare_database(url: str, store: Path, detector: AutoencoderDetector) -> int:
     """Migrate ``url`` and register, calibrate and promote ``detector``; returns its version."""
     from ecgmon.models.registry.versions import add_threshold, promote, register_model
 
@@ -171,7 +179,7 @@ def prepare_database(url: str, store: Path, detector) -> int:  # noqa: ANN001
     return version
 
 
-def train_tiny(seed: int):  # noqa: ANN201
+def train_tiny(seed: int) -> AutoencoderDetector:
     """A dense detector trained for 3 epochs on 300 synthetic normal beats of 140 samples."""
     from ecgmon.models.autoencoder.detector import AutoencoderDetector
     from ecgmon.synthetic import synthetic_beats
@@ -211,7 +219,7 @@ def write_feed_day(feed: Path, index: int, beats: int, seed: int) -> Path:
 # ----------------------------------------------------------------------------- children
 
 
-def child_run(kind: str, url: str, store: str, feed: str, batch_size: int, ready) -> None:  # noqa: ANN001
+def child_run(kind: str, url: str, store: str, feed: str, batch_size: int, ready: Event) -> None:
     """One score or backfill run, the task functions called directly (no Prefect engine)."""
     settings = settings_for(url, Path(store), batch_size)
     from ecgmon.tasks.scoring import resolve_judge, score_new_records
@@ -243,7 +251,9 @@ def forkserver() -> multiprocessing.context.BaseContext:
     return context
 
 
-def spawn(context, kind: str, url: str, store: Path, feed: Path, batch_size: int):  # noqa: ANN001, ANN201
+def spawn(
+    context: BaseContext, kind: str, url: str, store: Path, feed: Path, batch_size: int
+) -> tuple[BaseProcess, Event]:
     ready = context.Event()
     child = context.Process(
         target=child_run, args=(kind, url, str(store), str(feed), batch_size, ready), daemon=True
@@ -252,14 +262,16 @@ def spawn(context, kind: str, url: str, store: Path, feed: Path, batch_size: int
     return child, ready
 
 
-def run_to_end(context, kind: str, url: str, store: Path, feed: Path, batch_size: int) -> None:  # noqa: ANN001
+def run_to_end(
+    context: BaseContext, kind: str, url: str, store: Path, feed: Path, batch_size: int
+) -> None:
     child, _ready = spawn(context, kind, url, store, feed, batch_size)
     child.join(timeout=600)
     if child.exitcode != 0:
         raise RuntimeError(f"{kind} child failed with exit code {child.exitcode}")
 
 
-def kill_at_random(child, ready, rng: random.Random, window: float) -> str:  # noqa: ANN001
+def kill_at_random(child: BaseProcess, ready: Event, rng: random.Random, window: float) -> str:
     """SIGKILL the child at a random point; returns the phase it was killed in."""
     if rng.random() < 0.15:  # during start-up (judge resolution, run record)
         time.sleep(rng.uniform(0.0, 1.0))
@@ -284,7 +296,7 @@ def _row_id(record_key: str) -> str:
     return record_key.rsplit(":", 1)[-1]
 
 
-def snapshot(engine) -> dict:  # noqa: ANN001
+def snapshot(engine: sa.Engine) -> dict:
     """The tables a run writes, as comparable Python values."""
     with engine.connect() as conn:
         scores = conn.execute(
@@ -307,7 +319,7 @@ def snapshot(engine) -> dict:  # noqa: ANN001
     }
 
 
-def watermark_ahead(engine, feed: Path) -> int:  # noqa: ANN001
+def watermark_ahead(engine: sa.Engine, feed: Path) -> int:
     """Rows below a stream's watermark that are neither scored nor rejected (must be 0)."""
     from ecgmon.sources.parquet import source_key
 

@@ -21,6 +21,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -103,7 +104,7 @@ def encode_binary(table: pa.Table) -> list:
     return [header, *chunks, encoder.finish()]
 
 
-def timed(fn, *args) -> tuple[float, object]:  # noqa: ANN001
+def timed(fn: Callable[..., object], *args: object) -> tuple[float, object]:
     started = time.perf_counter()
     out = fn(*args)
     return time.perf_counter() - started, out

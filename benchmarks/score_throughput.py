@@ -29,13 +29,20 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+if TYPE_CHECKING:  # for annotations only: the script imports them where it uses them
+    import pandas as pd
+
+    from ecgmon.models.autoencoder.detector import AutoencoderDetector
+    from ecgmon.settings import Settings
 
 log = logging.getLogger("bench")
 LENGTH = 140
@@ -79,7 +86,9 @@ def _schema() -> pa.Schema:
     )
 
 
-def _chunk(base: np.ndarray, first: int, n: int, start, rng) -> pa.Table:  # noqa: ANN001
+def _chunk(
+    base: np.ndarray, first: int, n: int, start: np.datetime64, rng: np.random.Generator
+) -> pa.Table:
     index = np.arange(first, first + n)
     signals = base[index % len(base)] + rng.normal(0, 0.02, (n, LENGTH)).astype(np.float32)
     offsets = pa.array(np.arange(n + 1, dtype=np.int32) * LENGTH)
@@ -183,12 +192,12 @@ def _server_cpu() -> float:
     return total
 
 
-def _busy(times) -> float:  # noqa: ANN001
+def _busy(times: Any) -> float:
     """CPU seconds a psutil.cpu_times() total spent not idle (nor waiting for I/O)."""
     return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
-def _score_run(settings, source: str, run_id: str) -> dict:  # noqa: ANN001
+def _score_run(settings: Settings, source: str, run_id: str) -> dict:
     """What flows/score.py runs, as plain functions (no Prefect API needed in the child)."""
     from dataclasses import asdict
 
@@ -204,7 +213,7 @@ def _score_run(settings, source: str, run_id: str) -> dict:  # noqa: ANN001
     return asdict(counts)
 
 
-def naive(url: str, folder: Path, detector) -> float:  # noqa: ANN001
+def naive(url: str, folder: Path, detector: AutoencoderDetector) -> float:
     """Seconds of the tutorial-style path: pandas read, Keras predict, pandas to_sql append."""
     import pandas as pd
     import sqlalchemy as sa
@@ -220,7 +229,7 @@ def naive(url: str, folder: Path, detector) -> float:  # noqa: ANN001
     return time.perf_counter() - started
 
 
-def _result_frame(frame, loss: np.ndarray, threshold: float):  # noqa: ANN001, ANN202
+def _result_frame(frame: pd.DataFrame, loss: np.ndarray, threshold: float) -> pd.DataFrame:
     import pandas as pd
 
     now = pd.Timestamp.now(tz="UTC")
@@ -233,7 +242,7 @@ def _result_frame(frame, loss: np.ndarray, threshold: float):  # noqa: ANN001, A
     })  # fmt: skip
 
 
-def limit(url: str, folder: Path, detector) -> dict[str, float]:  # noqa: ANN001
+def limit(url: str, folder: Path, detector: AutoencoderDetector) -> dict[str, float]:
     """Seconds of bare read, bare batched inference and bare bulk load, stage by stage.
 
     The read yields numpy arrays (ids and patients as object arrays of str, times as

@@ -140,7 +140,7 @@ class _Committer:
                 if self.error is None:  # after a failed commit nothing later is committed
                     self.commit(write, lambda number=number: self._wait_turn(number))
                     self.busy.add("commit", started)  # in turn: one writer at a time here
-            except BaseException as err:  # re-raised in the scoring thread
+            except BaseException as err:  # noqa: BLE001 - re-raised in the scoring thread
                 with self.order:
                     self.error = self.error or err
             finally:
@@ -181,7 +181,7 @@ def prefetch(items: Iterable[T], depth: int) -> Iterator[T]:
                 if stop.is_set():
                     return
             slots.put(("end", None))
-        except BaseException as err:  # re-raised in the consuming thread
+        except BaseException as err:  # noqa: BLE001 - re-raised in the consuming thread
             slots.put(("error", err))
 
     reader = threading.Thread(target=read, name="ecgmon-read", daemon=True)

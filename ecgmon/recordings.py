@@ -17,10 +17,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ecgmon.errors import DataFormatError, SourceNotFoundError
+
+if TYPE_CHECKING:
+    import wfdb
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +103,7 @@ def read_recording(path: Path, lead: str | None = None) -> Recording:
     )
 
 
-def _record_start(header) -> datetime:  # noqa: ANN001
+def _record_start(header: wfdb.Record | wfdb.MultiRecord) -> datetime:
     """The header's base date/time as UTC, else EPOCH (same day when only the time is known)."""
     if header.base_time is None:
         return EPOCH

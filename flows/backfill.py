@@ -11,7 +11,7 @@ from datetime import date
 
 from prefect import flow
 from prefect.futures import wait
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from ecgmon.errors import ConfigurationError
 from ecgmon.settings import get_settings
@@ -25,7 +25,9 @@ from ecgmon.tasks.scoring import JudgeRef, resolve_judge_task
 TASK_RUNNERS = ("threads", "dask")
 
 
-def make_task_runner(kind: str = "threads", dask_address: str | None = None, workers: int = 2):  # noqa: ANN201
+def make_task_runner(
+    kind: str = "threads", dask_address: str | None = None, workers: int = 2
+) -> TaskRunner:
     """ThreadPoolTaskRunner (default) or a DaskTaskRunner on ``dask_address`` or a local cluster."""
     if kind == "threads":
         return ThreadPoolTaskRunner(max_workers=workers)

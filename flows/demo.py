@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecgmon.errors import DataFormatError
+from ecgmon.errors import DataFormatError, NoChampionError
 from ecgmon.settings import Settings, default_var_dir, get_settings
 from ecgmon.sources.datasets import LabelledBeats, read_beats, read_ucr_pair
 from ecgmon.storage.engine import create_db_engine, redact_url, run_query, upgrade_schema
@@ -33,7 +33,7 @@ def find_data(explicit: Path | None) -> tuple[LabelledBeats, str]:
     try:
         if not cached.exists():
             cached.parent.mkdir(parents=True, exist_ok=True)
-            with urllib.request.urlopen(PUBLIC_ECG_CSV, timeout=10) as response:  # noqa: S310
+            with urllib.request.urlopen(PUBLIC_ECG_CSV, timeout=10) as response:
                 cached.write_bytes(response.read())
         return read_beats(cached), f"ECG5000 (TensorFlow tutorial CSV) downloaded to {cached}"
     except (OSError, DataFormatError) as err:
@@ -130,8 +130,10 @@ def _reuse_or_train(
         version = champion_version(engine)
         say(f"model: reusing champion model version {version}")
         return version
-    except Exception:  # noqa: BLE001
-        pass
+    except NoChampionError:
+        pass  # a fresh database: train the first model
+    except Exception as err:  # noqa: BLE001 - the demo goes on and trains, as it always did
+        log.warning("champion not read (%s: %s); training a new model", type(err).__name__, err)
     result = train_flow(data=str(train_file), architecture="dense", epochs=epochs, promote=True)
     version = int(result["model_version"])
     say(f"model: trained dense autoencoder, registered and promoted as version {version}")

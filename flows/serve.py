@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from ecgmon.resources import prefect_file
+
+if TYPE_CHECKING:  # imported late: Prefect loads when a schedule is built
+    from prefect.schedules import Schedule
 
 
 def load_project(path: Path | None = None) -> list[dict]:
@@ -21,7 +25,7 @@ def load_project(path: Path | None = None) -> list[dict]:
     return list(yaml.safe_load((path or prefect_file()).read_text()).get("deployments") or [])
 
 
-def build_schedule(spec: dict):  # noqa: ANN201 - prefect.schedules.Schedule
+def build_schedule(spec: dict) -> Schedule:
     """A Prefect Schedule (interval in seconds, or cron) with its slug and timezone."""
     from prefect.schedules import Schedule
 

@@ -17,6 +17,7 @@ are named by position and scheme only (``#1 json``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
@@ -94,7 +95,7 @@ def record_outcome(engine: Engine, run_id: str, outcome: AlertOutcome) -> None:
 
 
 @contextmanager
-def _quiet_apprise():  # noqa: ANN202
+def _quiet_apprise() -> Iterator[None]:
     """Apprise and urllib3 log the URLs they post to; those hold tokens: mute them meanwhile."""
     loggers = [logging.getLogger(name) for name in ("apprise", "urllib3", "requests", "httpx")]
     levels = [logger.level for logger in loggers]
@@ -213,6 +214,6 @@ def alert_run_task(settings: Settings, run_id: str) -> dict:
         try:
             engine = create_db_engine(settings.database_url_plain)
             emit_flagged_event(read_run(engine, run_id), top_flagged(engine, run_id), settings)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:  # noqa: BLE001 - the event is a courtesy; the run is committed
             logger.error("event %s not emitted: %s", EVENT, type(err).__name__)
     return asdict(outcome)

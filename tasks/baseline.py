@@ -112,7 +112,7 @@ class StripBeats:
         return f"patient baseline {self.recording.name}:{self.recording.lead} {self.label}"
 
 
-def calibrate_patient(  # noqa: PLR0913
+def calibrate_patient(
     settings: Settings,
     folder: Path,
     patient_id: str,

@@ -197,9 +197,9 @@ def _reconstruction(
     return unscaled, f"reconstruction: autoencoder v{beat['model_version']}"
 
 
-def _logger():  # noqa: ANN202
+def _logger() -> logging.Logger | logging.LoggerAdapter:
     """The run logger inside a flow or task run, else this module's logger."""
     try:
         return get_run_logger()
-    except Exception:  # noqa: BLE001 - MissingContextError outside a run
+    except Exception:  # noqa: BLE001 - MissingContextError outside a run; never fail a courtesy
         return logging.getLogger(__name__)

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from sqlalchemy.engine import Engine
 
 from ecgmon.errors import DataFormatError, NoChampionError
 from ecgmon.models.autoencoder.detector import fingerprint, split_calibration
-from ecgmon.models.registry.gate import GatePolicy, decide, model_figures
+from ecgmon.models.registry.gate import GatePolicy, ModelFigures, decide, model_figures
 from ecgmon.models.registry.versions import (
     active_threshold,
     champion_version,
@@ -105,7 +106,7 @@ def retrain(
     return record
 
 
-def _champion_rule(engine, champion: dict | None) -> tuple[str | None, float | None]:  # noqa: ANN001
+def _champion_rule(engine: Engine, champion: dict | None) -> tuple[str | None, float | None]:
     """The champion's active threshold rule, so that both false-alarm rates are comparable."""
     if champion is None:
         return None, None
@@ -113,14 +114,16 @@ def _champion_rule(engine, champion: dict | None) -> tuple[str | None, float | N
     return active.method, next(iter(active.params.values()), None)
 
 
-def _champion_row(engine) -> dict | None:  # noqa: ANN001
+def _champion_row(engine: Engine) -> dict | None:
     try:
         return get_version(engine, champion_version(engine))
     except NoChampionError:
         return None
 
 
-def _figures(engine, version: int, normal: np.ndarray, abnormal: np.ndarray | None):  # noqa: ANN001, ANN202
+def _figures(
+    engine: Engine, version: int, normal: np.ndarray, abnormal: np.ndarray | None
+) -> ModelFigures:
     detector = load_detector(engine, version)
     threshold = active_threshold(engine, version).value
     abnormal_losses = None if abnormal is None else detector.losses(abnormal)

@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from sqlalchemy.engine import Engine
 
 from ecgmon.models.registry.versions import (
+    ThresholdRecord,
     active_threshold,
     add_threshold,
     champion_version,
@@ -67,7 +69,7 @@ def recalibrate(
     }
 
 
-def _active_or_none(engine, version: int):  # noqa: ANN001, ANN202
+def _active_or_none(engine: Engine, version: int) -> ThresholdRecord | None:
     from ecgmon.errors import ModelNotFoundError
 
     try:

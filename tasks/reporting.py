@@ -146,11 +146,11 @@ def measure_drift_task(settings: Settings, run_id: str, model_version: int) -> d
     return report
 
 
-def _logger():  # noqa: ANN202
+def _logger() -> logging.Logger | logging.LoggerAdapter:
     """The run logger inside a flow or task run, else this module's logger."""
     try:
         return get_run_logger()
-    except Exception:  # noqa: BLE001 - MissingContextError outside a run
+    except Exception:  # noqa: BLE001 - MissingContextError outside a run; never fail a courtesy
         return logging.getLogger(__name__)
 
 

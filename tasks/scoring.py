@@ -176,7 +176,7 @@ def _when_loaded(
     def built(loaded: Future[Judge]) -> None:
         try:
             scorer.set_result(build(loaded.result()))
-        except BaseException as err:  # the pipeline raises it in the scoring thread
+        except BaseException as err:  # noqa: BLE001 - the pipeline raises it in the scoring thread
             scorer.set_exception(err)
 
     judge.add_done_callback(built)

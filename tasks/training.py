@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -34,7 +35,7 @@ def train_and_register(
 
 def train_on_normals(
     settings: Settings,
-    normal,  # noqa: ANN001 - np.ndarray (n, length) of curated normal beats
+    normal: np.ndarray,
     architecture: str | None = None,
     epochs: int | None = None,
     seed: int | None = None,

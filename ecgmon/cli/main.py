@@ -20,9 +20,10 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 # returns them to the OS after a second (ecgmon.memory; setting it at run time misses some).
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
-from ecgmon.errors import EcgmonError  # noqa: E402
-from ecgmon.settings import get_settings  # noqa: E402
-from ecgmon.storage.engine import redact_url  # noqa: E402
+# Imported after the environment above is set: what they import reads it.
+from ecgmon.errors import EcgmonError
+from ecgmon.settings import get_settings
+from ecgmon.storage.engine import redact_url
 
 # Modules that add sub-commands: each has ``register(subparsers)``.
 EXTENSIONS: list[str] = [

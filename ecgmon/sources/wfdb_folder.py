@@ -133,7 +133,7 @@ def record_batches(
         )
 
 
-def _raw_batch(  # noqa: PLR0913
+def _raw_batch(
     source: str,
     record: str,
     ids: list[str],

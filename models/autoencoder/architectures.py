@@ -9,10 +9,14 @@ Noise and sampling are active only in training; at inference every model is dete
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import keras
 from keras import layers, ops
+
+if TYPE_CHECKING:  # the backend's tensors; Keras itself imports TensorFlow
+    import tensorflow as tf
 
 Builder = Callable[[int, dict, int], keras.Model]
 
@@ -25,13 +29,13 @@ class GaussianSampling(layers.Layer):
     divergence to N(0, I) (nats per beat) as a model loss, so plain ``fit(x, x)`` trains the ELBO.
     """
 
-    def __init__(self, beta: float = 1e-3, seed: int = 0, **kwargs) -> None:  # noqa: ANN003
+    def __init__(self, beta: float = 1e-3, seed: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.beta = float(beta)
         self.seed = int(seed)
         self._noise = keras.random.SeedGenerator(self.seed)
 
-    def call(self, inputs, training=None):  # noqa: ANN001, ANN201
+    def call(self, inputs: Sequence[tf.Tensor], training: bool | None = None) -> tf.Tensor:
         mean, logvar = inputs
         kl = -0.5 * ops.sum(1.0 + logvar - ops.square(mean) - ops.exp(logvar), axis=-1)
         self.add_loss(self.beta * ops.mean(kl))
@@ -53,13 +57,13 @@ class MemberLoss(layers.Layer):
     member of an ensemble learns to reconstruct on its own rather than only through the average.
     """
 
-    def __init__(self, kind: str = "mae", weight: float = 1.0, **kwargs) -> None:  # noqa: ANN003
+    def __init__(self, kind: str = "mae", weight: float = 1.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if kind not in ("mae", "mse"):
             raise ValueError(f"member loss must be 'mae' or 'mse', got {kind!r}")
         self.kind, self.weight = kind, float(weight)
 
-    def call(self, inputs):  # noqa: ANN001, ANN201
+    def call(self, inputs: Sequence[tf.Tensor]) -> tf.Tensor:
         beat, reconstruction = inputs
         error = reconstruction - beat
         error = ops.abs(error) if self.kind == "mae" else ops.square(error)
@@ -75,7 +79,9 @@ def _compile(model: keras.Model, hp: dict) -> keras.Model:
     return model
 
 
-def _dense_stack(x, units: list[int], prefix: str, seed: int, dropout: float = 0.0):  # noqa: ANN001, ANN202
+def _dense_stack(
+    x: keras.KerasTensor, units: list[int], prefix: str, seed: int, dropout: float = 0.0
+) -> keras.KerasTensor:
     init = keras.initializers.GlorotUniform(seed=seed)
     for i, n in enumerate(units):
         x = layers.Dense(n, activation="relu", kernel_initializer=init, name=f"{prefix}_{i}")(x)
@@ -84,7 +90,7 @@ def _dense_stack(x, units: list[int], prefix: str, seed: int, dropout: float = 0
     return x
 
 
-def _reconstruction(x, input_length: int, seed: int):  # noqa: ANN001, ANN202
+def _reconstruction(x: keras.KerasTensor, input_length: int, seed: int) -> keras.KerasTensor:
     init = keras.initializers.GlorotUniform(seed=seed)
     return layers.Dense(
         input_length, activation="sigmoid", kernel_initializer=init, name="reconstruction"
@@ -247,7 +253,7 @@ def _check(name: str) -> None:
         raise ValueError(f"unknown architecture {name!r}; choose from {', '.join(ARCHITECTURES)}")
 
 
-def mean_absolute_error(model: keras.Model, x):  # noqa: ANN001, ANN201
+def mean_absolute_error(model: keras.Model, x: tf.Tensor) -> tf.Tensor:
     """Per-beat mean absolute reconstruction error: tensor (n,) from a batch x (n, length)."""
     return keras.ops.mean(keras.ops.abs(model(x, training=False) - x), axis=1)
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ecgmon.models.autoencoder.preprocessing import MinMaxScaler
 from ecgmon.models.thresholds import Threshold, compute_threshold
+
+if TYPE_CHECKING:  # imported late: TensorFlow loads when a model is first used
+    import tensorflow as tf
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
@@ -121,7 +126,7 @@ class AutoencoderDetector:
         """A threshold from the held-out normal losses by a named rule."""
         return compute_threshold(self.calibration_losses, method, param)
 
-    def _compiled(self):  # noqa: ANN202
+    def _compiled(self) -> Callable[[np.ndarray], tf.Tensor]:
         if self._score_fn is None:
             import tensorflow as tf
 

@@ -10,6 +10,7 @@ After ``ecgmon baseline`` and ``ecgmon score --source DIR`` on annotated records
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,9 @@ from sqlalchemy.engine import Engine
 from ecgmon import recordings as rec
 from ecgmon.models.evaluation.recordings import MIN_ABNORMAL, flag_metrics
 from ecgmon.storage.batches import source_scores
+
+if TYPE_CHECKING:
+    import wfdb
 
 
 def read_scores(engine: Engine, source: str | None = None) -> pd.DataFrame:
@@ -74,7 +78,7 @@ def measure_flags(labels: np.ndarray, scores: np.ndarray, flags: np.ndarray) -> 
     }
 
 
-def _header(data_dir: Path, record: str):  # noqa: ANN202 - a wfdb Record header
+def _header(data_dir: Path, record: str) -> wfdb.Record | wfdb.MultiRecord:
     import wfdb
 
     return wfdb.rdheader(str(data_dir / "records" / record))

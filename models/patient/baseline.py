@@ -143,7 +143,13 @@ def robust_stats(values: np.ndarray, floor: float = 1e-9) -> tuple[float, float]
     return centre, max(1.4826 * float(np.median(np.abs(values - centre))), floor)
 
 
-def _combined(shape, shape_stats, rr_stats, beats, rr) -> np.ndarray:  # noqa: ANN001
+def _combined(
+    shape: ShapeModel,
+    shape_stats: tuple[float, float],
+    rr_stats: tuple[np.ndarray, np.ndarray],
+    beats: np.ndarray,
+    rr: np.ndarray,
+) -> np.ndarray:
     z_shape = (shape.loss(beats) - shape_stats[0]) / shape_stats[1]
     z_rr = (np.asarray(rr, dtype=np.float64) - rr_stats[0]) / rr_stats[1]
     early = np.maximum(0.0, -z_rr[:, 0])
@@ -156,7 +162,9 @@ def _rr_stats(rr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.array([s[0] for s in stats]), np.array([s[1] for s in stats])
 
 
-def _cross_fitted_scores(beats: np.ndarray, rr: np.ndarray, seed: int, variance: float):  # noqa: ANN202
+def _cross_fitted_scores(
+    beats: np.ndarray, rr: np.ndarray, seed: int, variance: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Shape losses and combined scores (n,) of baseline beats, each from the other half's model."""
     halves = np.random.default_rng(seed).permutation(beats.shape[0]) % 2
     losses = np.zeros(beats.shape[0])

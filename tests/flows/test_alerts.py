@@ -29,13 +29,13 @@ class Receiver:
         received = self.bodies
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 received.append(json.loads(self.rfile.read(length) or b"{}"))
                 self.send_response(status)
                 self.end_headers()
 
-            def log_message(self, *args) -> None:  # noqa: ANN002
+            def log_message(self, *args: object) -> None:
                 pass
 
         self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)

@@ -1,5 +1,7 @@
 """The offline demo: no shared data, no internet -> synthetic beats, and still rows everywhere."""
 
+import logging
+
 import pytest
 import sqlalchemy as sa
 
@@ -28,3 +30,24 @@ def test_demo_offline_falls_back_to_synthetic_beats(
         }
     assert n["scores"] == 120 and 0 < n["anomalies"] < 120
     assert n["model_versions"] == 1 and n["thresholds"] == 1 and n["pipeline_runs"] == 2
+
+
+def test_a_champion_that_cannot_be_read_is_logged_and_the_demo_trains(
+    ecgmon_env, tmp_path, monkeypatch, caplog
+):
+    import ecgmon.flows.demo as demo
+    import ecgmon.models.registry.versions as versions
+
+    def unreadable(engine: sa.Engine) -> int:
+        raise sa.exc.OperationalError("select version", {}, Exception("database is locked"))
+
+    def train_flow(**kwargs: object) -> dict:
+        trained.append(kwargs)
+        return {"model_version": 7}
+
+    trained: list[dict] = []
+    monkeypatch.setattr(versions, "champion_version", unreadable)
+    with caplog.at_level(logging.WARNING, logger=demo.__name__):
+        version = demo._reuse_or_train(ecgmon_env, tmp_path / "t.tsv", 1, train_flow, print)
+    assert version == 7 and len(trained) == 1
+    assert "champion not read (OperationalError" in caplog.text

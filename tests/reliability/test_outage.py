@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from ecgmon.storage.engine import create_db_engine
+from ecgmon.storage.runs import BatchCounts
 from tests.conftest import write_day
 
 
@@ -51,7 +52,9 @@ def test_a_transient_error_is_retried(
 
     real, calls = batches.add_batch_counts, {"n": 0}
 
-    def flaky(conn, run_id, counts, drift=None):  # noqa: ANN001, ANN202
+    def flaky(
+        conn: sa.Connection, run_id: str, counts: BatchCounts, drift: dict | None = None
+    ) -> None:
         calls["n"] += 1
         if calls["n"] == 2:
             raise _outage()
@@ -72,7 +75,9 @@ def test_a_lasting_outage_fails_cleanly_and_the_next_run_resumes(
 
     real, calls = batches.add_batch_counts, {"n": 0}
 
-    def down_after_first(conn, run_id, counts, drift=None):  # noqa: ANN001, ANN202
+    def down_after_first(
+        conn: sa.Connection, run_id: str, counts: BatchCounts, drift: dict | None = None
+    ) -> None:
         calls["n"] += 1
         if calls["n"] > 1:  # the scores of this batch are already merged: must roll back
             raise _outage()

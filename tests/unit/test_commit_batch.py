@@ -38,7 +38,7 @@ def _write(ids: list[str], losses: list[float], offset: int) -> BatchWrite:
 
 def _rows(engine: sa.Engine, name: str) -> dict[str, float]:
     with engine.connect() as conn:
-        query = f"SELECT record_id, loss FROM {name} ORDER BY record_id"  # noqa: S608
+        query = f"SELECT record_id, loss FROM {name} ORDER BY record_id"
         return {r.record_id: r.loss for r in conn.exec_driver_sql(query)}
 
 

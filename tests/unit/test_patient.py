@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -51,7 +53,7 @@ def test_uncurated_baseline_trims_and_small_baseline_is_refused() -> None:
         fit_patient_baseline("p1", beats[:99], rr[:99], source="strip")
 
 
-def test_baseline_saves_and_loads_to_the_same_scores(tmp_path) -> None:  # noqa: ANN001
+def test_baseline_saves_and_loads_to_the_same_scores(tmp_path: Path) -> None:
     beats, rr = normal_beats(150), np.ones((150, 2))
     baseline = fit_patient_baseline("p7", beats, rr, source="first 10 min")
     baseline.save(tmp_path)
