@@ -70,21 +70,18 @@ def finish_run(engine: Engine, run_id: str, status: str, **values: object) -> di
             .where(runs.c.run_id == run_id)
             .values(status=status, finished_at=utcnow(), **values)
         )
-        return dict(conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).one()._mapping)
-
-
-def update_run(engine: Engine, run_id: str, **values: object) -> None:
-    """Set columns of a run row (model and threshold versions, drift, alert state)."""
-    runs = table(engine, "pipeline_runs")
-    with engine.begin() as conn:
-        conn.execute(runs.update().where(runs.c.run_id == run_id).values(**values))
+        return _run_row(conn, run_id)
 
 
 def read_run(engine: Engine, run_id: str) -> dict:
     """The ``pipeline_runs`` row of a run."""
-    runs = table(engine, "pipeline_runs")
     with engine.connect() as conn:
-        return dict(conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).one()._mapping)
+        return _run_row(conn, run_id)
+
+
+def _run_row(conn: Connection, run_id: str) -> dict:
+    runs = table(conn.engine, "pipeline_runs")
+    return dict(conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).one()._mapping)
 
 
 def add_batch_counts(
