@@ -104,9 +104,8 @@ def read_file_batches(
         return
     try:
         # no pre-buffering: it caches the column chunks of every row group ahead of
-        # iter_batches, so memory grew with the file (+450 MB per 1M-beat file) and was slower;
-        # a 1 MiB read buffer instead of whole column chunks: 1M beats read with 280,000 page
-        # faults instead of 420,000, and 20 % faster (docs/performance.md)
+        # iter_batches, so memory grows with the file; a 1 MiB read buffer instead of whole
+        # column chunks: fewer page faults and faster (measured in docs/performance.md)
         handle = pq.ParquetFile(file, pre_buffer=False, buffer_size=READ_BUFFER_BYTES)
         schema = handle.schema_arrow
     except (pa.ArrowException, OSError, ValueError) as err:
@@ -122,9 +121,7 @@ def read_file_batches(
     offset = 0
     try:
         # use_threads: Arrow decodes each batch's columns on its own pool. Not only faster: it
-        # took half the CPU of decoding in this thread (0.67 s against 1.1 s per 1M beats, and
-        # 129,000 page faults against 313,000); the score pipeline ran 3.3 s instead of 4.3 s
-        # (docs/performance.md)
+        # takes about half the CPU of decoding in this thread (docs/performance.md)
         for batch in handle.iter_batches(batch_size=batch_size, use_threads=True):
             end = offset + batch.num_rows
             if end > start_row:
