@@ -1,4 +1,5 @@
-"""Files the package carries: SQL migrations, analyst views and queries, and ``prefect.yaml``.
+"""Files the package carries: SQL migrations, analyst views and queries, ``prefect.yaml`` and the
+Prefect Automations.
 
 Read through :mod:`importlib.resources`, so they are found the same way in a checkout (editable
 install) and in an installed wheel, whatever the working directory.
@@ -41,3 +42,8 @@ def query_file(name: str) -> Path:
 def prefect_file() -> Path:
     """The project's ``prefect.yaml`` (deployments, schedules, concurrency limits)."""
     return package_file("prefect.yaml")
+
+
+def automation_files() -> list[Path]:
+    """The Prefect Automation definitions (``automations/*.yaml``), sorted by name."""
+    return sorted(package_file("automations").glob("*.yaml"))

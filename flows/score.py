@@ -32,20 +32,23 @@ def score_flow(
     as_of = window_end(as_of)
     shown = safe_source(source)  # a database URL may hold a password: never stored or logged
     params = {"source": shown, "table": table, "model_version": model_version}
+    # the run lock is held to the end of the alert: a run dying before is found and reconciled
     with recorded_run(settings, "score", params, shown) as run_id:
         ref = resolve_judge_task(settings, model_version)
         counts = score_new_records_task(settings, source, table, ref, run_id, as_of)
-    drift = measure_drift_task(settings, run_id, ref.model_version) if counts["n_scored"] else None
-    row = finish_run_task(
-        settings,
-        run_id,
-        "completed",
-        model_version=ref.model_version,
-        threshold_version=ref.threshold_version,
-        drift_psi=(drift or {}).get("psi"),
-        drift=drift,
-    )
-    alert = alert_run_task(settings, run_id)  # after the commit; never raises
+        drift = (
+            measure_drift_task(settings, run_id, ref.model_version) if counts["n_scored"] else None
+        )
+        row = finish_run_task(
+            settings,
+            run_id,
+            "completed",
+            model_version=ref.model_version,
+            threshold_version=ref.threshold_version,
+            drift_psi=(drift or {}).get("psi"),
+            drift=drift,
+        )
+        alert = alert_run_task(settings, run_id)  # after the commit; never raises
     row = row | {"alert_state": alert["state"], "alert_detail": alert["detail"]}
     publish_run_summary(row, top_flagged(create_db_engine(settings.database_url_plain), run_id))
     if wants_pictures(source, counts["n_flagged"]):

@@ -10,8 +10,11 @@ At most once per run, even across retries and concurrent runs: the run is claime
 conditional UPDATE of ``pipeline_runs.alert_state`` (only from NULL, ``failed`` or
 ``unconfigured``). The outcome is then recorded on the run (``sent``, ``partial``, ``failed``,
 ``unconfigured`` or ``none``, with the reason in ``alert_detail``) and on the run's beats
-(``anomalies.alert_state``). Channel URLs hold tokens: they are never logged or stored; channels
-are named by position and scheme only (``#1 json``).
+(``anomalies.alert_state``). A run's alert also carries the beats of the crashed runs of its flow
+that no alert reached (claimed the same way), and says so; ``resend_pending`` in
+:mod:`~ecgmon.tasks.alert_resend` sends what is still pending by hand. Channel URLs hold
+tokens: they are never logged or stored; channels are named by position and scheme only
+(``#1 json``).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from sqlalchemy.engine import Engine
 from ecgmon.settings import Settings
 from ecgmon.storage.batches import new_flag_count, record_alert_outcome
 from ecgmon.storage.engine import create_db_engine
-from ecgmon.storage.runs import claim_alert, read_run
+from ecgmon.storage.runs import claim_alert, claim_crashed_alerts, read_run
 from ecgmon.tasks.reporting import flagged_query, top_flagged
 
 EVENT = "ecg.anomalies.flagged"
@@ -45,12 +48,20 @@ class AlertOutcome:
     delivered: int = 0
 
 
-def alert_reasons(run: dict, n_new: int, settings: Settings) -> list[str]:
-    """Why a run deserves an alert (empty: it does not)."""
+def alert_reasons(
+    run: dict, n_new: int, settings: Settings, carried: dict[str, int] | None = None
+) -> list[str]:
+    """Why a run deserves an alert (empty: it does not); ``carried``: beats not alerted yet of
+    crashed runs, by run id, that this alert carries."""
     reasons = []
     scored, flagged = int(run["n_scored"] or 0), int(run["n_flagged"] or 0)
-    if n_new:
-        reasons.append(f"{n_new} newly flagged beats")
+    n_carried = {run_id: n for run_id, n in (carried or {}).items() if n}
+    if n_new or n_carried:
+        reasons.append(f"{n_new + sum(n_carried.values())} newly flagged beats")
+    if n_carried:
+        reasons[-1] += ", including " + " and ".join(
+            f"{n} beats flagged by crashed run {run_id}" for run_id, n in n_carried.items()
+        )
     if scored and flagged / scored > settings.anomaly_rate_bound:
         reasons.append(
             f"ANOMALY RATE {flagged / scored:.1%} exceeds the bound "
@@ -162,17 +173,33 @@ def alert_run(settings: Settings, run_id: str) -> AlertOutcome:
     if not claim_alert(engine, run_id):
         return AlertOutcome("skipped", "this run's alert was already handled")
     run = read_run(engine, run_id)
+    carried = {crashed: new_flag_count(engine, crashed) for crashed in crashed_runs(engine, run)}
     n_new = new_flag_count(engine, run_id)
-    reasons = alert_reasons(run, n_new, settings)
+    reasons = alert_reasons(run, n_new, settings, carried)
     if not reasons:
         outcome = AlertOutcome("none", "nothing new to alert")
     else:
         beats = top_flagged(engine, run_id)
         outcome = deliver(settings, *alert_message(run, reasons, beats))
         outcome.detail = f"{'; '.join(r.split(':')[0] for r in reasons)} | {outcome.detail}"
-    outcome.n_new = n_new
+    outcome.n_new = n_new + sum(carried.values())
     record_outcome(engine, run_id, outcome)
+    for crashed, n in carried.items():
+        record_outcome(engine, crashed, carried_outcome(outcome, run_id, n))
     return outcome
+
+
+def crashed_runs(engine: Engine, run: dict) -> list[str]:
+    """The crashed runs of the run's flow whose alerts this run claims (score runs only)."""
+    return claim_crashed_alerts(engine, run["flow"]) if run["flow"] == "score" else []
+
+
+def carried_outcome(outcome: AlertOutcome, by_run_id: str, n_new: int) -> AlertOutcome:
+    """What a crashed run records when run ``by_run_id``'s alert carried its ``n_new`` beats."""
+    if not n_new:
+        return AlertOutcome("none", "crashed; nothing to alert")
+    detail = f"crashed; {n_new} beats carried by the alert of run {by_run_id}: {outcome.detail}"
+    return AlertOutcome(outcome.state, detail, n_new, outcome.channels, outcome.delivered)
 
 
 def emit_flagged_event(run: dict, beats: list[dict], settings: Settings) -> None:

@@ -1,4 +1,5 @@
-"""Run bookkeeping tasks: every flow records itself in ``pipeline_runs``."""
+"""Run bookkeeping tasks: every flow records itself in ``pipeline_runs``, holds its run lock while
+it lives, and marks the dead runs of its flow ``crashed``."""
 
 from __future__ import annotations
 
@@ -6,14 +7,15 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from ecgmon.errors import EcgmonError
 from ecgmon.settings import Settings
 from ecgmon.storage.engine import create_db_engine
-from ecgmon.storage.runs import finish_run, start_run
+from ecgmon.storage.locks import run_is_alive, run_lock
+from ecgmon.storage.runs import finish_run, mark_dead_runs, start_run
 
 
 def current_run_id() -> str:
@@ -28,6 +30,21 @@ def start_run_task(
     """Record the run as running."""
     start_run(create_db_engine(settings.database_url_plain), run_id, flow, parameters, source)
     return run_id
+
+
+@task(name="mark-crashed-runs", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def mark_crashed_runs_task(settings: Settings, run_id: str, flow: str) -> list[str]:
+    """Mark ``crashed`` the other runs of ``flow`` still recorded as working whose process died."""
+    engine = create_db_engine(settings.database_url_plain)
+    dead = mark_dead_runs(engine, flow, run_id, lambda other: run_is_alive(engine, other))
+    for other in dead:
+        get_run_logger().warning(
+            "run %s of flow %s died before it ended: marked crashed; its flagged beats go with "
+            "the next alert",
+            other,
+            flow,
+        )
+    return dead
 
 
 @task(name="finish-run", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
@@ -47,12 +64,17 @@ def recorded_run(
 ) -> Iterator[str]:
     """Record a flow run in ``pipeline_runs`` as running; on an exception, as failed (re-raised).
 
-    Yields the run id. The caller records success with :func:`finish_run_task`, with its figures.
+    Yields the run id. The run lock is held for the block, so other processes can tell this run
+    is alive; runs of ``flow`` that died are marked ``crashed`` first. The caller records success
+    with :func:`finish_run_task`, with its figures (inside the block, so the run is never seen
+    dead while it still works).
     """
     run_id = current_run_id()
-    start_run_task(settings, run_id, flow, parameters, source)
-    try:
-        yield run_id
-    except Exception as err:
-        finish_run_task(settings, run_id, "failed", error=failure_text(err))
-        raise
+    with run_lock(create_db_engine(settings.database_url_plain), run_id):
+        start_run_task(settings, run_id, flow, parameters, source)
+        mark_crashed_runs_task(settings, run_id, flow)
+        try:
+            yield run_id
+        except Exception as err:
+            finish_run_task(settings, run_id, "failed", error=failure_text(err))
+            raise

@@ -299,6 +299,20 @@ def new_flag_count(engine: Engine, run_id: str) -> int:
         ).scalar_one()
 
 
+def runs_with_unalerted_flags(engine: Engine) -> list[str]:
+    """Run ids (sorted) that flagged beats no alert has reached yet."""
+    anomalies = table(engine, "anomalies")
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(anomalies.c.run_id)
+                .where(anomalies.c.alert_state != "sent")
+                .group_by(anomalies.c.run_id)
+                .order_by(anomalies.c.run_id)
+            ).scalars()
+        )
+
+
 def record_alert_outcome(
     engine: Engine, run_id: str, state: str, detail: str, beat_state: str | None
 ) -> None:

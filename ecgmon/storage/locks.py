@@ -7,6 +7,11 @@ ends, also when the process is killed. SQLite uses an ``flock`` on a file beside
 (``<db>.lock-<key>``, one per source), released by the kernel when the process dies. A second
 run waits (or, with ``wait=False``, gets :class:`SourceBusyError`) and then reads the watermark
 the first one left.
+
+A run also holds a lock of its own for as long as its process lives (:func:`run_lock`, keyed on
+the run id), so another process can tell a live run from a dead one (:func:`run_is_alive`): the
+lock is released by the kernel or the server when the process dies, however it dies (SIGKILL,
+OOM killer, a lost machine on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +36,8 @@ T = TypeVar("T")
 
 #: Class of the advisory lock keys ecgmon takes (first int of the two-int key form).
 LOCK_CLASS = 0x0EC6
+#: Class of the run locks (one per live run, keyed on its run id).
+RUN_LOCK_CLASS = 0x0EC7
 
 
 class SourceBusyError(EcgmonError):
@@ -91,6 +99,72 @@ def _file_lock(database: Path, source_key: str, wait: bool) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextmanager
+def run_lock(engine: Engine, run_id: str) -> Iterator[None]:
+    """Hold the lock of run ``run_id`` for the block: the run is alive while it is held.
+
+    PostgreSQL: a session advisory lock on a dedicated connection. SQLite: an ``flock`` on
+    ``<db>.runs/<run_id>.lock``, removed when the block ends. Other databases (in-memory SQLite):
+    no lock, and :func:`run_is_alive` always says alive."""
+    if engine.dialect.name == "postgresql":
+        key = {"c": RUN_LOCK_CLASS, "k": lock_key(run_id)}
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:c, :k)"), key)
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:c, :k)"), key)
+                conn.commit()
+    elif (path := _run_lock_path(engine, run_id)) is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # a checker holds it for a moment only
+            try:
+                yield
+            finally:
+                path.unlink(missing_ok=True)
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    else:
+        yield
+
+
+def run_is_alive(engine: Engine, run_id: str) -> bool:
+    """True while the process of run ``run_id`` holds its :func:`run_lock` (or when it cannot be
+    told); False once that process has ended, or if it never took the lock."""
+    if engine.dialect.name == "postgresql":
+        key = {"c": RUN_LOCK_CLASS, "k": lock_key(run_id)}
+        with engine.connect() as conn:
+            free = conn.execute(sa.text("SELECT pg_try_advisory_lock(:c, :k)"), key).scalar()
+            if free:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:c, :k)"), key)
+            conn.commit()
+        return not free
+    path = _run_lock_path(engine, run_id)
+    if path is None:
+        return True
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing the descriptor also releases a lock taken on it
+    return False
+
+
+def _run_lock_path(engine: Engine, run_id: str) -> Path | None:
+    """``<db>.runs/<run id>.lock`` beside a SQLite file, None for other databases."""
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return None
+    database = Path(engine.url.database)
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in run_id)
+    return database.with_name(f"{database.name}.runs") / f"{safe}.lock"
 
 
 def is_transient(err: BaseException) -> bool:

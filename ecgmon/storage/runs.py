@@ -5,11 +5,17 @@ counts in the batch's own transaction (:func:`add_batch_counts`, called by
 :func:`ecgmon.storage.batches.commit_batch`), so a run's counts always match its committed rows.
 A run's alert is claimed with one conditional UPDATE (:func:`claim_alert`), so at most one
 process alerts for it.
+
+A run whose process died stays ``running`` until the next run of its flow finds it dead (its run
+lock is free, :func:`ecgmon.storage.locks.run_is_alive`) and marks it ``crashed``
+(:func:`mark_dead_runs`); that run's alert then carries the crashed runs' flagged beats
+(:func:`claim_crashed_alerts`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -22,6 +28,7 @@ from ecgmon.storage.engine import dialect_insert, table
 #: alert states a run's alert may be claimed from: never tried, failed, or no channel configured
 CLAIMABLE_ALERT_STATES = (None, "failed", "unconfigured")
 ALERT_DETAIL_CHARS = 2000  # of alert_detail kept
+CRASHED = "crashed"
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,11 @@ def start_run(engine: Engine, run_id: str, flow: str, parameters: dict, source: 
 
 
 def finish_run(engine: Engine, run_id: str, status: str, **values: object) -> dict:
-    """Close a run with its status and any extra columns; returns the run row."""
+    """Close a run with its status and any extra columns; returns the run row.
+
+    A completed run has no error, also when a racing check had taken it for dead."""
+    if status == "completed":
+        values.setdefault("error", None)
     runs = table(engine, "pipeline_runs")
     with engine.begin() as conn:
         conn.execute(
@@ -118,19 +129,75 @@ def read_drift_counts(engine: Engine, run_id: str) -> dict | None:
     return _decoded(stored)
 
 
-def claim_alert(engine: Engine, run_id: str) -> bool:
-    """Take the run's alert for this process: True for exactly one caller."""
+def claim_alert(engine: Engine, run_id: str, resend: bool = False) -> bool:
+    """Take the run's alert for this process: True for exactly one caller.
+
+    ``resend``: also from a finished alert (``sent``, ``none``, ...), never from ``sending``."""
     runs = table(engine, "pipeline_runs")
     state = runs.c.alert_state
     again = [s for s in CLAIMABLE_ALERT_STATES if s]
+    claimable = state != "sending" if resend else state.in_(again)
     with engine.begin() as conn:
         claimed = conn.execute(
             runs.update()
             .where(runs.c.run_id == run_id)
-            .where(sa.or_(state.is_(None), state.in_(again)))
+            .where(sa.or_(state.is_(None), claimable))
             .values(alert_state="sending")
         )
         return claimed.rowcount == 1
+
+
+def mark_dead_runs(
+    engine: Engine, flow: str, by_run_id: str, is_alive: Callable[[str], bool]
+) -> list[str]:
+    """Mark ``crashed`` every other run of ``flow`` recorded ``running`` whose process is gone
+    (``is_alive(run_id)`` False); a dead run's claimed alert (``sending``) becomes ``failed``, so
+    it can be claimed again. Returns the run ids marked."""
+    runs = table(engine, "pipeline_runs")
+    working = sa.or_(runs.c.status == "running", runs.c.alert_state == "sending")
+    with engine.connect() as conn:
+        candidates = conn.execute(
+            sa.select(runs.c.run_id).where(runs.c.flow == flow, runs.c.run_id != by_run_id, working)
+        ).scalars()
+        dead = [run_id for run_id in candidates if not is_alive(run_id)]
+    marked = []
+    for run_id in dead:
+        this = runs.c.run_id == run_id
+        with engine.begin() as conn:
+            crashed = conn.execute(
+                runs.update()
+                .where(this, runs.c.status == "running")
+                .values(
+                    status=CRASHED,
+                    finished_at=utcnow(),
+                    error=f"its process died before the run ended (found by run {by_run_id})",
+                )
+            )
+            conn.execute(
+                runs.update()
+                .where(this, runs.c.alert_state == "sending")
+                .values(alert_state="failed", alert_detail="the run's process died while alerting")
+            )
+        if crashed.rowcount:
+            marked.append(run_id)
+    return marked
+
+
+def claim_crashed_alerts(engine: Engine, flow: str) -> list[str]:
+    """Claim the alerts of the crashed runs of ``flow`` no alert has handled (claimable states),
+    oldest first: each is claimed by exactly one caller."""
+    runs = table(engine, "pipeline_runs")
+    state = runs.c.alert_state
+    again = [s for s in CLAIMABLE_ALERT_STATES if s]
+    with engine.connect() as conn:
+        crashed = conn.execute(
+            sa.select(runs.c.run_id)
+            .where(runs.c.flow == flow, runs.c.status == CRASHED)
+            .where(sa.or_(state.is_(None), state.in_(again)))
+            .order_by(runs.c.started_at, runs.c.run_id)
+        ).scalars()
+        candidates = list(crashed)
+    return [run_id for run_id in candidates if claim_alert(engine, run_id)]
 
 
 def set_alert_outcome(conn: Connection, run_id: str, state: str, detail: str) -> None:
