@@ -9,15 +9,16 @@ everything and creates nothing twice.
 Channels: ``ECGMON_ALERT_BLOCK`` (``block-type/name``) names an existing block, used as is;
 otherwise each Apprise URL of ``ECGMON_ALERT_URLS`` becomes a block named ``ecgmon-alert-<i>``:
 ``json://`` / ``jsons://`` a Custom Webhook posting the same JSON as Apprise (``title``,
-``message``, ``type``, ``version``), ``slack://`` and Slack webhook URLs a Slack Webhook,
-``msteams://`` and Teams webhook URLs a Microsoft Teams Webhook. Any other channel: make its block
-in the Prefect UI and name it in ``ECGMON_ALERT_BLOCK``.
+``message``, ``type``, ``version``), ``slack://`` and Slack webhook URLs a Slack Webhook. Any
+other channel (Teams, e-mail, ...): make its block in the Prefect UI and name it in
+``ECGMON_ALERT_BLOCK``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
@@ -26,6 +27,10 @@ import yaml
 from ecgmon.errors import ConfigurationError
 from ecgmon.resources import automation_files
 from ecgmon.settings import Settings
+
+if TYPE_CHECKING:
+    from prefect.blocks.abstract import NotificationBlock
+    from prefect.events.schemas.automations import AutomationCore
 
 BLOCK_PREFIX = "ecgmon-alert"
 #: the body Apprise's json:// plugin posts, so one receiver understands both routes
@@ -90,11 +95,10 @@ def channel_blocks(settings: Settings) -> dict[str, UUID]:
     return blocks
 
 
-def block_for_url(url: str) -> object:
+def block_for_url(url: str) -> NotificationBlock:
     """A Prefect notification block delivering to Apprise URL ``url`` (not saved)."""
     from prefect.blocks.notifications import (
         CustomWebhookNotificationBlock,
-        MicrosoftTeamsWebhook,
         SlackWebhook,
     )
 
@@ -110,15 +114,13 @@ def block_for_url(url: str) -> object:
         return CustomWebhookNotificationBlock(name="ecgmon", url=http, json_data=APPRISE_JSON)
     if scheme == "slack" or parts.netloc.lower() in ("hooks.slack.com", "hooks.slack-gov.com"):
         return SlackWebhook(url=url)
-    if scheme == "msteams" or parts.netloc.lower().endswith(".webhook.office.com"):
-        return MicrosoftTeamsWebhook(url=url)
     raise ConfigurationError(
         f"channel {scheme}:// has no Prefect block made by `ecgmon alerts setup`; make one in "
         "the Prefect UI (Blocks) and set ECGMON_ALERT_BLOCK=<block-type>/<name>"
     )
 
 
-def automation_for(path: Path, block_ids: list[UUID]) -> object:
+def automation_for(path: Path, block_ids: list[UUID]) -> AutomationCore:
     """The Automation of YAML file ``path`` with one send-notification action per block (the
     file's first action is the template; its placeholder block id is replaced)."""
     from prefect.events.schemas.automations import AutomationCore

@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 import ecgmon
-from ecgmon.resources import migrations_dir, prefect_file, query_file, views_dir
+from ecgmon.resources import (
+    automation_files,
+    migrations_dir,
+    prefect_file,
+    query_file,
+    views_dir,
+)
 from tests.shared_data import REPO_ROOT
 
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
@@ -37,6 +43,8 @@ def test_resources_are_read_from_the_package(monkeypatch, tmp_path):
     assert len(list(views_dir().glob("v_*.sql"))) >= 5
     assert query_file("daily_anomaly_rate.sql").read_text().strip()
     assert prefect_file().read_text() == (REPO_ROOT / "prefect.yaml").read_text()
+    shipped = {path.name: path.read_text() for path in automation_files()}
+    assert shipped == {p.name: p.read_text() for p in (REPO_ROOT / "automations").glob("*.yaml")}
 
 
 def test_every_core_module_is_in_the_layers_and_the_no_tensorflow_contract():
@@ -68,6 +76,11 @@ def test_the_wheel_holds_one_import_name_and_its_resources(tmp_path):
     names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"ecgmon"}
-    for needed in ("ecgmon/prefect.yaml", "ecgmon/sql/migrations/env.py", "ecgmon/flows/score.py"):
+    for needed in (
+        "ecgmon/prefect.yaml",
+        "ecgmon/sql/migrations/env.py",
+        "ecgmon/flows/score.py",
+        "ecgmon/automations/flow-run-failed.yaml",
+    ):
         assert needed in names
     assert len([n for n in names if n.startswith("ecgmon/sql/views/")]) >= 5
