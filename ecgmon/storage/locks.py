@@ -116,8 +116,7 @@ def run_lock(engine: Engine, run_id: str) -> Iterator[None]:
             try:
                 yield
             finally:
-                conn.execute(sa.text("SELECT pg_advisory_unlock(:c, :k)"), key)
-                conn.commit()
+                _pg_unlock(conn, key)
     elif (path := _run_lock_path(engine, run_id)) is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as handle:
@@ -129,6 +128,17 @@ def run_lock(engine: Engine, run_id: str) -> Iterator[None]:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
     else:
         yield
+
+
+def _pg_unlock(conn: sa.Connection, key: dict) -> None:
+    """Release a run lock. If that fails the connection is closed, not pooled, which ends its
+    session and so the lock (the run's own error, if any, is the one raised)."""
+    try:
+        conn.execute(sa.text("SELECT pg_advisory_unlock(:c, :k)"), key)
+        conn.commit()
+    except sa.exc.DBAPIError as err:
+        log.warning("run lock released by closing its connection (%s)", type(err).__name__)
+        conn.invalidate()
 
 
 def run_is_alive(engine: Engine, run_id: str) -> bool:
