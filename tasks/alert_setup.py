@@ -30,6 +30,7 @@ from ecgmon.settings import Settings
 
 if TYPE_CHECKING:
     from prefect.blocks.abstract import NotificationBlock
+    from prefect.client.orchestration import SyncPrefectClient
     from prefect.events.schemas.automations import AutomationCore
 
 BLOCK_PREFIX = "ecgmon-alert"
@@ -50,22 +51,45 @@ class SetupResult:
 def setup_alerts(settings: Settings, files: list[Path] | None = None) -> SetupResult:
     """Save the channels' blocks and create or update the Automations of ``files`` (default: the
     packaged ``automations/*.yaml``) on the configured Prefect API."""
+    import httpx
     from prefect.client.orchestration import get_client
 
+    api = configured_api()
     result = SetupResult()
-    result.blocks = channel_blocks(settings)
-    with get_client(sync_client=True) as client:
-        for path in files or automation_files():
-            automation = automation_for(path, list(result.blocks.values()))
-            existing = client.read_automations_by_name(automation.name)
-            if existing:
-                client.update_automation(existing[0].id, automation)
-                result.automations[automation.name] = existing[0].id
-                result.updated.append(automation.name)
-            else:
-                result.automations[automation.name] = client.create_automation(automation)
-                result.created.append(automation.name)
+    try:
+        result.blocks = channel_blocks(settings)
+        with get_client(sync_client=True) as client:
+            _upsert_automations(client, files or automation_files(), result)
+    except httpx.TransportError as err:
+        raise ConfigurationError(f"cannot reach the Prefect API at {api}: {err}") from err
     return result
+
+
+def configured_api() -> str:
+    """The Prefect API these settings talk to; never an ephemeral one (it would vanish)."""
+    from prefect.settings import PREFECT_API_URL
+
+    api = PREFECT_API_URL.value()
+    if not api:
+        raise ConfigurationError(
+            "no Prefect API configured: export PREFECT_API_URL=http://<host>:4200/api "
+            "(the server whose Automations should alert)"
+        )
+    return api
+
+
+def _upsert_automations(client: SyncPrefectClient, files: list[Path], result: SetupResult) -> None:
+    """Create each Automation of ``files``, or update the one of the same name."""
+    for path in files:
+        automation = automation_for(path, list(result.blocks.values()))
+        existing = client.read_automations_by_name(automation.name)
+        if existing:
+            client.update_automation(existing[0].id, automation)
+            result.automations[automation.name] = existing[0].id
+            result.updated.append(automation.name)
+        else:
+            result.automations[automation.name] = client.create_automation(automation)
+            result.created.append(automation.name)
 
 
 def channel_blocks(settings: Settings) -> dict[str, UUID]:

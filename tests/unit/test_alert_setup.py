@@ -43,3 +43,18 @@ def test_every_automation_gets_one_action_per_block() -> None:
         automation = automation_for(path, blocks)
         assert [a.block_document_id for a in automation.actions] == blocks
         assert all(a.body and a.subject for a in automation.actions)
+
+
+def test_setup_without_a_prefect_api_or_a_reachable_one_says_so(monkeypatch, capsys) -> None:
+    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    from ecgmon.cli.main import main
+
+    monkeypatch.setenv("ECGMON_ALERT_URLS", "json://127.0.0.1:9/alerts")
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        assert main(["alerts", "setup"]) == 2
+    assert "export PREFECT_API_URL" in capsys.readouterr().err
+    nowhere = {PREFECT_API_URL: "http://127.0.0.1:9/api", PREFECT_CLIENT_MAX_RETRIES: 0}
+    with temporary_settings(nowhere):  # nothing listens on port 9
+        assert main(["alerts", "setup"]) == 2
+    assert "cannot reach the Prefect API at http://127.0.0.1:9/api" in capsys.readouterr().err
