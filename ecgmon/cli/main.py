@@ -31,6 +31,7 @@ EXTENSIONS: list[str] = [
     "ecgmon.cli.recordings",
     "ecgmon.cli.rejected",
     "ecgmon.cli.baseline",
+    "ecgmon.cli.report",
 ]
 
 

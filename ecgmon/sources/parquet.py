@@ -201,3 +201,27 @@ def _file_rejection(
     rejection = Rejection(stream, reason, detail, None)
     position = StreamPosition(stream, offset, fp, complete=True)
     return RawBatch(source, *_empty(), [], position, rejections=[rejection])
+
+
+def beats_by_id(path: Path, record_ids: list[str]) -> dict[str, np.ndarray]:
+    """{record_id: beat (length,) float64} of the given ids found in the source's files, read
+    with the same layout rules as scoring (for pictures of flagged beats); ids not found (a file
+    since removed) are left out."""
+    wanted, found = set(record_ids), {}
+    for file in list_files(path):
+        handle = pq.ParquetFile(file)
+        columns = _beat_columns(handle.schema_arrow, file.name)
+        data = pq.read_table(
+            file, columns=["record_id", *columns], filters=[("record_id", "in", sorted(wanted))]
+        )
+        if data.num_rows == 0:
+            continue
+        ids = [str(v) for v in data.column("record_id").to_pylist()]
+        matrix = beat_matrix(data, columns)
+        rows = matrix if matrix is not None else beat_rows(data, columns)
+        for record_id, beat in zip(ids, rows, strict=True):
+            found[record_id] = np.asarray(beat, dtype=np.float64)
+        wanted -= set(ids)
+        if not wanted:
+            break
+    return found

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -146,3 +147,15 @@ def set_alert_outcome(conn: Connection, run_id: str, state: str, detail: str) ->
 def _decoded(stored: dict | str | None) -> dict | None:
     """A JSON column's value (SQLite may hand back text)."""
     return json.loads(stored) if isinstance(stored, str) else stored
+
+
+def runs_between(engine: Engine, start: datetime, end: datetime) -> list[dict]:
+    """The ``pipeline_runs`` rows of runs started in [start, end) (UTC-aware), oldest first."""
+    runs = table(engine, "pipeline_runs")
+    query = (
+        sa.select(runs)
+        .where(runs.c.started_at >= start, runs.c.started_at < end)
+        .order_by(runs.c.started_at, runs.c.run_id)
+    )
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
