@@ -211,11 +211,12 @@ def _beat_caption(beat: dict) -> str:
 
 def operations_section(engine: Engine, period: Period) -> Section:
     """Quarantined rows by reason, and every run of the period that did not complete."""
-    rejected = rejection_counts(engine, period.start, period.end)
-    runs = runs_between(engine, period.start, period.end)
+    rejected = rejection_counts(engine, period.start, period.operations_end)
+    runs = runs_between(engine, period.start, period.operations_end)
     statuses = Counter(str(r["status"]) for r in runs)
+    since = f"since {period.start:%Y-%m-%d} 00:00 UTC until the report was made"
     notes = [
-        "Runs started in the period by status: "
+        f"Runs started and rows quarantined {since}. Runs by status: "
         + (", ".join(f"{s} {n}" for s, n in sorted(statuses.items())) or "none")
     ]
     pictures, tables = [], []
@@ -229,7 +230,7 @@ def operations_section(engine: Engine, period: Period) -> Section:
         ]
         tables.append(Table(["reason", "source", "rows", "not replayed"], rows))
     else:
-        notes.append("No row was quarantined in the period.")
+        notes.append("No row was quarantined.")
     bad = [r for r in runs if r["status"] != "completed"]
     if bad:
         rows = [
@@ -238,5 +239,5 @@ def operations_section(engine: Engine, period: Period) -> Section:
         ]
         tables.append(Table(["run", "flow", "status", "started (UTC)", "error"], rows))
     else:
-        notes.append("Every run started in the period completed.")
+        notes.append("Every run completed.")
     return Section("Quarantine and runs", notes, pictures, tables)

@@ -50,8 +50,10 @@ def summary_section(engine: object, period: Period, database: str) -> tuple[Sect
     groups = score_counts(engine, period.start, period.end, ("model_version", "threshold_version"))
     beats = sum(g["beats"] for g in groups)
     flagged = sum(int(g["flagged"] or 0) for g in groups)
-    rejected = sum(int(r["rows"]) for r in rejection_counts(engine, period.start, period.end))
-    runs = runs_between(engine, period.start, period.end)
+    rejected = sum(
+        int(r["rows"]) for r in rejection_counts(engine, period.start, period.operations_end)
+    )
+    runs = runs_between(engine, period.start, period.operations_end)
     figures = {
         "beats_scored": beats,
         "beats_flagged": flagged,
@@ -66,8 +68,11 @@ def summary_section(engine: object, period: Period, database: str) -> tuple[Sect
         ["beats scored", beats],
         ["beats flagged", flagged],
         ["anomaly rate", rate],
-        ["rows quarantined", rejected],
-        ["runs started / not completed", f"{len(runs)} / {figures['runs_not_completed']}"],
+        ["rows quarantined (since the first day)", rejected],
+        [
+            "runs started / not completed (since the first day)",
+            f"{len(runs)} / {figures['runs_not_completed']}",
+        ],
         ["database", database],
     ]
     return Section("Summary", tables=[Table(["figure", "value"], rows)]), figures

@@ -12,10 +12,21 @@ MAX_DAYS = 366
 
 @dataclass(frozen=True)
 class Period:
-    """Consecutive UTC days ``first``..``last`` (inclusive)."""
+    """Consecutive UTC days ``first``..``last`` (inclusive), reported at ``made_at``.
+
+    Beats belong to the day they were recorded; runs and quarantined rows to the time they
+    happened, from the first day's start until the report is made (a day's beats are usually
+    scored after the day ends): :attr:`operations_end`.
+    """
 
     first: date
     last: date
+    made_at: datetime | None = None
+
+    @property
+    def operations_end(self) -> datetime:
+        """The end of the runs and quarantine shown: when the report was made (else the end)."""
+        return max(self.end, self.made_at) if self.made_at else self.end
 
     @property
     def start(self) -> datetime:
@@ -47,9 +58,9 @@ def report_period(day: date | None, days: int | None, now: datetime) -> Period:
     if day is not None and days is not None:
         raise ConfigurationError("give either a day or a number of days, not both")
     if day is not None:
-        return Period(day, day)
+        return Period(day, day, now)
     count = 1 if days is None else days
     if not 1 <= count <= MAX_DAYS:
         raise ConfigurationError(f"the number of days must be 1 to {MAX_DAYS}, not {count}")
     last = now.astimezone(UTC).date() - timedelta(days=1)
-    return Period(last - timedelta(days=count - 1), last)
+    return Period(last - timedelta(days=count - 1), last, now)
