@@ -115,3 +115,15 @@ def rejections_figure(reasons: dict[str, int]) -> bytes:
     ax.barh(names, [reasons[n] for n in names], color="tab:orange")
     ax.set(xlabel="rows quarantined", title="Quarantined rows by reason")
     return png(fig)
+
+
+def learning_curve(history: dict[str, list[float]]) -> bytes:
+    """Loss per epoch of each curve in a Keras history ({"loss": [...], "val_loss": [...]})."""
+    fig = Figure(figsize=(7, 3.2))
+    ax = fig.add_subplot()
+    for name, values in history.items():
+        if values:
+            ax.plot(np.arange(1, len(values) + 1), values, marker=".", label=name)
+    ax.set(xlabel="epoch", ylabel="loss (scaled beats)", title="Learning curves", yscale="log")
+    ax.legend(fontsize=8)
+    return png(fig)
