@@ -38,6 +38,7 @@ from ecgmon.tasks.reporting import flagged_query, top_flagged
 
 EVENT = "ecg.anomalies.flagged"
 INFO, WARNING, FAILURE = "info", "warning", "failure"  # Apprise notification types
+FAILURE_SENT = "failure_sent"  # a failed run's alert reached a channel (storage/runs.py)
 
 
 @dataclass
@@ -223,6 +224,8 @@ def alert_failed_run(settings: Settings, run_id: str) -> AlertOutcome:
     run = read_run(engine, run_id)
     outcome = deliver(settings, *failure_message(run, run_link(run_id)), FAILURE)
     outcome.detail = f"run {run['status']} | {outcome.detail}"
+    if outcome.state in ("sent", "partial"):  # claimable again: a retry may still flag beats
+        outcome.state = FAILURE_SENT
     record_alert_outcome(engine, run_id, outcome.state, outcome.detail, None)
     return outcome
 

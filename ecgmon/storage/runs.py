@@ -20,8 +20,9 @@ from ecgmon.clock import utcnow
 from ecgmon.drift import add_states
 from ecgmon.storage.engine import dialect_insert, table
 
-#: alert states a run's alert may be claimed from: never tried, failed, or no channel configured
-CLAIMABLE_ALERT_STATES = (None, "failed", "unconfigured")
+#: alert states a run's alert may be claimed from: never tried, failed, no channel configured,
+#: or only its failure told (a retry of the same run that completes may still flag beats)
+CLAIMABLE_ALERT_STATES = (None, "failed", "unconfigured", "failure_sent")
 ALERT_DETAIL_CHARS = 2000  # of alert_detail kept
 
 

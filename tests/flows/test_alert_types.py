@@ -55,7 +55,7 @@ def test_failed_run_alert_names_flow_error_and_links_to_the_run(
     with temporary_settings({PREFECT_UI_URL: UI}), pytest.raises(Exception, match="not exist"):
         score_flow(source=str(missing))
     run = runs(ecgmon_env)[-1]
-    assert run["status"] == "failed" and run["alert_state"] == "sent"
+    assert run["status"] == "failed" and run["alert_state"] == "failure_sent"
     assert len(receiver.bodies) == 1
     alert = receiver.bodies[0]
     assert alert["type"] == "failure"
