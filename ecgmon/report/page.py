@@ -91,7 +91,7 @@ def render_html(title: str, sections: Sequence[Section]) -> str:
 
 def _md_cell(value: object) -> str:
     text = f"{value:.4g}" if isinstance(value, float) else ("" if value is None else str(value))
-    return text.replace("|", "\\|").replace("\n", " ")
+    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 def render_markdown(title: str, sections: Sequence[Section]) -> str:
