@@ -47,8 +47,11 @@ def _accumulator(store: dict, key: object, reference: np.ndarray) -> DriftAccumu
     return store[key]
 
 
-def day_drift(engine: Engine, period: Period, day: date, references: dict) -> tuple:
-    """(DayDrift, losses of the day (at most HISTOGRAM_BEATS)) of one day."""
+def day_drift(
+    engine: Engine, period: Period, day: date, references: dict[int, np.ndarray]
+) -> tuple[DayDrift, np.ndarray]:
+    """The day's drift counts and its losses (n,), at most HISTOGRAM_BEATS of them;
+    ``references`` caches each model version's normal reference losses."""
     drift, kept, n_kept = DayDrift(), [], 0
     for frame in period_losses(engine, *period.bounds(day)):
         for version, part in frame.groupby("model_version"):

@@ -11,9 +11,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from sqlalchemy.engine import Engine
 
 from ecgmon.report.page import Section, Table, render_html, render_markdown
 from ecgmon.report.period import Period
@@ -45,7 +47,7 @@ class BuiltReport:
     figures: dict
 
 
-def summary_section(engine: object, period: Period, database: str) -> tuple[Section, dict]:
+def summary_section(engine: Engine, period: Period, database: str) -> tuple[Section, dict]:
     """The period's headline figures (a table) and the same as a dict."""
     groups = score_counts(engine, period.start, period.end, ("model_version", "threshold_version"))
     beats = sum(g["beats"] for g in groups)
@@ -81,8 +83,8 @@ def summary_section(engine: object, period: Period, database: str) -> tuple[Sect
 def build_sections(settings: Settings, period: Period, out_dir: Path) -> tuple[list, dict]:
     """Every section of the report, in reading order, and the headline figures."""
     engine = create_db_engine(settings.database_url_plain)
-    references: dict = {}
-    drifts, losses = [], None
+    references: dict[int, np.ndarray] = {}
+    drifts, losses = [], np.empty(0)
     for day in period.days:
         drift, day_losses = day_drift(engine, period, day, references)
         drifts.append(drift)
