@@ -14,10 +14,12 @@ from prefect.futures import wait
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from ecgmon.errors import ConfigurationError
+from ecgmon.progress import step
 from ecgmon.settings import get_settings
 from ecgmon.sources import open_source
 from ecgmon.storage.engine import create_db_engine
 from ecgmon.tasks.backfill import backfill_day_task, days_in_range, done_days
+from ecgmon.tasks.progress import progress_artifact
 from ecgmon.tasks.reporting import publish_run_summary, top_flagged
 from ecgmon.tasks.runs import finish_run_task, recorded_run
 from ecgmon.tasks.scoring import JudgeRef, resolve_judge_task
@@ -96,20 +98,22 @@ def backfill_flow(
         src = open_source(source, table)
         days = days_in_range(src, start, end)
         todo = [d for d in days if d not in done_days(settings, src.key, ref)]
-        results = (
-            backfill_partitions_flow.with_options(task_runner=runner)(
-                source,
-                table,
-                todo,
-                ref.model_version,
-                ref.threshold_version,
-                ref.threshold,
-                run_id,
-                batch_size,
+        step("days", total=len(todo))
+        with progress_artifact("backfill-progress", "days", "days backfilled", len(todo)):
+            results = (
+                backfill_partitions_flow.with_options(task_runner=runner)(
+                    source,
+                    table,
+                    todo,
+                    ref.model_version,
+                    ref.threshold_version,
+                    ref.threshold,
+                    run_id,
+                    batch_size,
+                )
+                if todo
+                else []
             )
-            if todo
-            else []
-        )
     row = finish_run_task(
         settings,
         run_id,

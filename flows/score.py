@@ -11,6 +11,7 @@ from ecgmon.settings import get_settings
 from ecgmon.storage.engine import create_db_engine, redact_url
 from ecgmon.tasks.alerts import alert_run_task
 from ecgmon.tasks.flagged_beats import publish_flagged_beats_task, wants_pictures
+from ecgmon.tasks.progress import progress_artifact
 from ecgmon.tasks.reporting import measure_drift_task, publish_run_summary, top_flagged
 from ecgmon.tasks.runs import finish_run_task, recorded_run
 from ecgmon.tasks.scoring import resolve_judge_task, score_new_records_task
@@ -35,7 +36,8 @@ def score_flow(
     # the run lock is held to the end of the alert: a run dying before is found and reconciled
     with recorded_run(settings, "score", params, shown) as run_id:
         ref = resolve_judge_task(settings, model_version)
-        counts = score_new_records_task(settings, source, table, ref, run_id, as_of)
+        with progress_artifact("score-progress", "records", "records of the source read"):
+            counts = score_new_records_task(settings, source, table, ref, run_id, as_of)
         drift = (
             measure_drift_task(settings, run_id, ref.model_version) if counts["n_scored"] else None
         )

@@ -7,7 +7,13 @@ from prefect import flow
 from ecgmon.settings import get_settings
 from ecgmon.tasks.reporting import publish_run_summary
 from ecgmon.tasks.runs import finish_run_task, recorded_run
-from ecgmon.tasks.training import calibrate_task, promote_task, train_task, training_summary
+from ecgmon.tasks.training import (
+    calibrate_task,
+    promote_task,
+    train_task,
+    training_pictures,
+    training_summary,
+)
 
 
 @flow(name="train")
@@ -30,7 +36,7 @@ def train_flow(
         settings, run_id, "completed", model_version=version, threshold_version=threshold_version
     )
     extra = training_summary(settings, version) | {"promoted": promote}
-    publish_run_summary(row | {"extra": extra}, [])
+    publish_run_summary(row | {"extra": extra}, [], training_pictures(settings, version))
     return {
         "run_id": run_id,
         "model_version": version,

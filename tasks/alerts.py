@@ -15,6 +15,11 @@ that no alert reached (claimed the same way), and says so; ``resend_pending`` in
 :mod:`~ecgmon.tasks.alert_resend` sends what is still pending by hand. Channel URLs hold
 tokens: they are never logged or stored; channels are named by position and scheme only
 (``#1 json``).
+
+Each alert has an Apprise notification type: ``warning`` when the anomaly rate or the drift
+exceeds its bound, ``info`` for newly flagged beats alone, and ``failure`` for a run that failed
+(:func:`alert_failed_run`: the flow, the run, its secret-free error and a link to the run in the
+Prefect UI, from Prefect's ``PREFECT_UI_URL`` setting).
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from ecgmon.storage.runs import claim_alert, claim_crashed_alerts, read_run
 from ecgmon.tasks.reporting import flagged_query, top_flagged
 
 EVENT = "ecg.anomalies.flagged"
+INFO, WARNING, FAILURE = "info", "warning", "failure"  # Apprise notification types
+FAILURE_SENT = "failure_sent"  # a failed run's alert reached a channel (storage/runs.py)
 
 
 @dataclass
@@ -75,6 +82,36 @@ def alert_reasons(
             "against the model's normal reference"
         )
     return reasons
+
+
+def alert_type(reasons: list[str]) -> str:
+    """``warning`` when the rate or drift bound is exceeded, else ``info`` (new flags alone)."""
+    return WARNING if any(r.startswith(("ANOMALY RATE", "DRIFT")) for r in reasons) else INFO
+
+
+def run_link(run_id: str) -> str | None:
+    """The run's page in the Prefect UI (``PREFECT_UI_URL``), None when no UI URL is set."""
+    from prefect.utilities.urls import url_for
+
+    try:
+        return url_for("flow-run", obj_id=run_id, url_type="ui")
+    except Exception:  # noqa: BLE001 - a link is a courtesy; an odd setting must not stop the alert
+        return None
+
+
+def failure_message(run: dict, link: str | None) -> tuple[str, str]:
+    """(title, body) of a failed run's alert: the flow, the run, the error and where to look."""
+    title = f"ecgmon: {run['flow']} run {run['run_id']} {run['status']}"
+    lines = [
+        f"flow {run['flow']}, run {run['run_id']}: {run['status']}",
+        f"error: {run.get('error') or 'not recorded'}",
+        f"source: {run.get('source') or '-'}",
+        f"started {run['started_at']}, ended {run.get('finished_at') or '-'}; read "
+        f"{run['n_read']}, scored {run['n_scored']}, rejected {run['n_rejected']} (committed "
+        "batches are kept; the run is safe to re-run)",
+        f"run in the Prefect UI: {link}" if link else "Prefect UI link: set PREFECT_UI_URL",
+    ]
+    return title, "\n".join(lines)
 
 
 def alert_message(run: dict, reasons: list[str], beats: list[dict]) -> tuple[str, str]:
@@ -119,8 +156,11 @@ def _quiet_apprise() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def send_apprise(urls: list[str], title: str, body: str) -> list[tuple[str, bool, str]]:
-    """Deliver to each Apprise URL; [(channel name, delivered, reason)] without any secret."""
+def send_apprise(
+    urls: list[str], title: str, body: str, notify_type: str = INFO
+) -> list[tuple[str, bool, str]]:
+    """Deliver to each Apprise URL with the notification type (``info``, ``warning``,
+    ``failure``); [(channel name, delivered, reason)] without any secret."""
     import apprise
 
     results = []
@@ -132,7 +172,7 @@ def send_apprise(urls: list[str], title: str, body: str) -> list[tuple[str, bool
                 if plugin is None:
                     results.append((name, False, "not a valid Apprise URL"))
                     continue
-                ok = bool(plugin.notify(body=body, title=title))
+                ok = bool(plugin.notify(body=body, title=title, notify_type=notify_type))
             results.append((name, ok, "" if ok else "the endpoint did not accept the alert"))
         except Exception as err:  # noqa: BLE001 - a channel failing must not stop the others
             results.append((name, False, type(err).__name__))
@@ -153,9 +193,9 @@ def send_block(block_name: str, title: str, body: str) -> tuple[str, bool, str]:
     return name, True, ""
 
 
-def deliver(settings: Settings, title: str, body: str) -> AlertOutcome:
+def deliver(settings: Settings, title: str, body: str, notify_type: str = INFO) -> AlertOutcome:
     """Send to every configured channel; the outcome says which failed and why."""
-    results = send_apprise(settings.alert_url_list(), title, body)
+    results = send_apprise(settings.alert_url_list(), title, body, notify_type)
     if settings.alert_block:
         results.append(send_block(settings.alert_block, title, body))
     if not results:
@@ -180,7 +220,7 @@ def alert_run(settings: Settings, run_id: str) -> AlertOutcome:
         outcome = AlertOutcome("none", "nothing new to alert")
     else:
         beats = top_flagged(engine, run_id)
-        outcome = deliver(settings, *alert_message(run, reasons, beats))
+        outcome = deliver(settings, *alert_message(run, reasons, beats), alert_type(reasons))
         outcome.detail = f"{'; '.join(r.split(':')[0] for r in reasons)} | {outcome.detail}"
     outcome.n_new = n_new + sum(carried.values())
     record_outcome(engine, run_id, outcome)
@@ -200,6 +240,21 @@ def carried_outcome(outcome: AlertOutcome, by_run_id: str, n_new: int) -> AlertO
         return AlertOutcome("none", "crashed; nothing to alert")
     detail = f"crashed; {n_new} beats carried by the alert of run {by_run_id}: {outcome.detail}"
     return AlertOutcome(outcome.state, detail, n_new, outcome.channels, outcome.delivered)
+
+
+def alert_failed_run(settings: Settings, run_id: str) -> AlertOutcome:
+    """Alert once that a recorded run failed (type ``failure``); records the outcome on the run
+    only (its beats were not reported)."""
+    engine = create_db_engine(settings.database_url_plain)
+    if not claim_alert(engine, run_id):
+        return AlertOutcome("skipped", "this run's alert was already handled")
+    run = read_run(engine, run_id)
+    outcome = deliver(settings, *failure_message(run, run_link(run_id)), FAILURE)
+    outcome.detail = f"run {run['status']} | {outcome.detail}"
+    if outcome.state in ("sent", "partial"):  # claimable again: a retry may still flag beats
+        outcome.state = FAILURE_SENT
+    record_alert_outcome(engine, run_id, outcome.state, outcome.detail, None)
+    return outcome
 
 
 def emit_flagged_event(run: dict, beats: list[dict], settings: Settings) -> None:

@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from ecgmon.errors import ConfigurationError
 from ecgmon.models.scoring import Judge
+from ecgmon.progress import step
 from ecgmon.records import StreamPosition
 from ecgmon.settings import Settings
 from ecgmon.sources import Source, open_source
@@ -104,4 +105,5 @@ def backfill_day_task(
     """One day's partition re-scored (upserts: a retry is safe)."""
     counts = backfill_day(settings, source, table_name, day, ref, run_id)
     get_run_logger().info("backfill %s: %s", day, counts)
+    step("days", advance=1)
     return counts

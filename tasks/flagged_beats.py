@@ -1,12 +1,14 @@
-"""A flagged beat in context, as a Prefect artifact, after a score run over a WFDB folder.
+"""A flagged beat in context, as a Prefect artifact, after a score run over a WFDB folder or
+Parquet beats.
 
-For the run's top flagged beats (by score / threshold): a few seconds of the raw strip around the
-R peak with the annotation symbols when the folder has annotations, and the beat as the model saw
-it with the reconstruction of what judged it (the patient's own model, or the population
-autoencoder). Each picture is saved as a PNG under ``settings.artifact_dir/<run_id>/`` and
-embedded in the markdown artifact ``score-flagged-beats`` as a ``data:image/png`` URI: both
-Prefect UIs render such images inline (docs/recordings.md), so the team sees the beat without
-access to the worker's disk; the PNG path is listed for reports and archiving.
+For the run's top flagged beats (by score / threshold): for a recording, a few seconds of the raw
+strip around the R peak with the annotation symbols when the folder has annotations; for every
+beat, the beat as the model saw it with the reconstruction of what judged it (the patient's own
+model, or the population autoencoder). A Parquet beat is read back from its file by record id.
+Each picture is saved as a PNG under ``settings.artifact_dir/<run_id>/`` and embedded in the
+markdown artifact ``score-flagged-beats`` as a ``data:image/png`` URI: both Prefect UIs render
+such images inline (docs/recordings.md), so the team sees the beat without access to the
+worker's disk; the PNG path is listed for reports and archiving.
 
 Best effort: anything that fails here is logged, never raised (the scores are committed).
 """
@@ -28,7 +30,9 @@ from ecgmon import recordings as rec
 from ecgmon.models.patient.pictures import cut_beat, plot_beat_in_context
 from ecgmon.models.registry.patients import load_patient_artifacts
 from ecgmon.models.registry.versions import get_version, load_detector
+from ecgmon.report.figures import beat_figure
 from ecgmon.settings import Settings
+from ecgmon.sources.parquet import beats_by_id
 from ecgmon.storage.batches import top_flagged_beats
 from ecgmon.storage.engine import create_db_engine
 
@@ -45,9 +49,55 @@ class BeatPicture:
     path: Path
 
 
+WFDB_KEY, PARQUET_KEY = "wfdb:", "parquet:"
+
+
 def wants_pictures(source: str, n_flagged: int) -> bool:
-    """Pictures are drawn for runs that flagged beats of a WFDB folder."""
-    return n_flagged > 0 and rec.is_wfdb_folder(Path(source))
+    """Pictures are drawn for runs that flagged beats of a WFDB folder or of Parquet files."""
+    path = Path(source)
+    parquet = path.suffix == ".parquet" or (path.is_dir() and any(path.rglob("*.parquet")))
+    return n_flagged > 0 and (rec.is_wfdb_folder(path) or parquet)
+
+
+def draw_beats(engine: Engine, beats: list[dict], out_dir: Path) -> list[BeatPicture]:
+    """A PNG per flagged beat (``anomalies`` rows), WFDB or Parquet by the beat's source key;
+    beats of other sources (database tables) or no longer found are left out."""
+    pictures: list[BeatPicture] = []
+    by_key: dict[str, list[dict]] = {}
+    for beat in beats:
+        by_key.setdefault(str(beat["source"]), []).append(beat)
+    for key, group in by_key.items():
+        if key.startswith(WFDB_KEY):
+            pictures += draw_flagged_beats(engine, Path(key[len(WFDB_KEY) :]), group, out_dir)
+        elif key.startswith(PARQUET_KEY):
+            pictures += draw_parquet_beats(engine, Path(key[len(PARQUET_KEY) :]), group, out_dir)
+    order = {id(beat): i for i, beat in enumerate(beats)}
+    return sorted(pictures, key=lambda p: order[id(p.beat)])
+
+
+def draw_parquet_beats(
+    engine: Engine, path: Path, beats: list[dict], out_dir: Path
+) -> list[BeatPicture]:
+    """A PNG per flagged beat of a Parquet source: the beat read back from its file by record id
+    and the reconstruction of what judged it."""
+    signals = beats_by_id(path, [str(b["record_id"]) for b in beats])
+    models: dict[str, object] = {}
+    pictures = []
+    for beat in beats:
+        signal = signals.get(str(beat["record_id"]))
+        if signal is None:
+            continue
+        reconstruction, label = _reconstruction(engine, beat, signal, models)
+        title = (
+            f"{beat['record_id']}: score {beat['loss']:.3g} > threshold {beat['threshold']:.3g} "
+            f"({beat['baseline']})"
+        )
+        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(beat["record_id"]))
+        path_png = out_dir / f"{name}.png"
+        path_png.parent.mkdir(parents=True, exist_ok=True)
+        path_png.write_bytes(beat_figure(signal, reconstruction, title, label))
+        pictures.append(BeatPicture(beat, "", path_png))
+    return pictures
 
 
 def draw_flagged_beats(
@@ -88,10 +138,10 @@ def flagged_beats_markdown(run_id: str, folder: Path, pictures: list[BeatPicture
     lines = [
         f"# Flagged beats in context: run `{run_id}`",
         "",
-        f"Top {len(pictures)} flagged beats by score / threshold, WFDB folder `{folder}`. Strip: "
-        "4 s of the raw lead centred on the R peak (scored window shaded, annotation symbols "
-        "above the R peaks when the folder has annotations); below: the beat as the model saw "
-        "it and the reconstruction of what judged it.",
+        f"Top {len(pictures)} flagged beats by score / threshold, source `{folder}`. For a "
+        "recording, the strip: 4 s of the raw lead centred on the R peak (scored window shaded, "
+        "annotation symbols above the R peaks when the folder has annotations); for every beat: "
+        "the beat as the model saw it and the reconstruction of what judged it.",
     ]
     for number, picture in enumerate(pictures, start=1):
         beat, data = picture.beat, base64.b64encode(picture.path.read_bytes()).decode()
@@ -122,7 +172,9 @@ def publish_flagged_beats(settings: Settings, run_id: str, source: str) -> str |
         if not beats:
             return None
         out_dir = Path(settings.artifact_dir).expanduser() / run_id
-        pictures = draw_flagged_beats(engine, Path(source), beats, out_dir)
+        pictures = draw_beats(engine, beats, out_dir)
+        if not pictures:
+            return None
         markdown = flagged_beats_markdown(run_id, Path(source).resolve(), pictures)
         create_markdown_artifact(
             markdown, key=ARTIFACT_KEY, description="top flagged beats in context"

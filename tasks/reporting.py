@@ -16,6 +16,7 @@ run's data is already committed.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import math
@@ -76,27 +77,31 @@ def measure_drift(engine: Engine, run_id: str, model_version: int) -> dict:
     return {key: _finite_or_none(value) for key, value in acc.report().items()}
 
 
-def run_summary_markdown(run: dict, top_beats: list[dict]) -> str:
-    """A short markdown summary of a run row and its top flagged beats."""
-    scored, flagged = int(run.get("n_scored") or 0), int(run.get("n_flagged") or 0)
-    rate = f"{flagged / scored:.2%}" if scored else "n/a"
-    drift = run.get("drift") or {}
-    psi, ks = _fmt(run.get("drift_psi")), _fmt(_json(drift).get("ks") if drift else None)
-    lines = [
-        f"# {run.get('flow', 'run')} run `{run['run_id']}`: {run.get('status')}",
-        "",
-        "| read | scored | rejected | flagged | anomaly rate | model | threshold | PSI | KS |",
-        "|---|---|---|---|---|---|---|---|---|",
-        f"| {run.get('n_read', 0)} | {scored} | {run.get('n_rejected', 0)} | {flagged} | {rate} "
-        f"| {run.get('model_version')} | {run.get('threshold_version')} | {psi} | {ks} |",
-        "",
-        f"Alert: {run.get('alert_state') or 'none'}"
-        + (f" ({run['alert_detail']})" if run.get("alert_detail") else ""),
-    ]
+#: flows whose runs read beats: their summary opens with the beat counts
+READS_BEATS = ("score", "backfill", "replay")
+
+
+def run_summary_markdown(
+    run: dict, top_beats: list[dict], pictures: dict[str, bytes] | None = None
+) -> str:
+    """A short markdown summary of a run row, its top flagged beats and ``pictures`` ({title:
+    PNG}, inline as ``data:image/png``). Runs that read no beats (training, recalibration) show
+    their own figures instead of beat counts."""
+    lines = [f"# {run.get('flow', 'run')} run `{run['run_id']}`: {run.get('status')}", ""]
+    if run.get("flow") in READS_BEATS or int(run.get("n_read") or 0):
+        lines += _counts_lines(run)
+    else:
+        lines.append(
+            f"Model version {run.get('model_version')}, threshold version "
+            f"{run.get('threshold_version')}."
+        )
     extra = run.get("extra") or {}
     if extra:
         lines += ["", "| figure | value |", "|---|---|"]
         lines += [f"| {name} | {value} |" for name, value in extra.items()]
+    for title, data in (pictures or {}).items():
+        encoded = base64.b64encode(data).decode("ascii")
+        lines += ["", f"## {title}", "", f"![{title}](data:image/png;base64,{encoded})"]
     if top_beats:
         lines += ["", "## Top flagged beats", "", "| record | patient | recorded at | ratio |"]
         lines += ["|---|---|---|---|"]
@@ -108,15 +113,35 @@ def run_summary_markdown(run: dict, top_beats: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def publish_run_summary(run: dict, top_beats: list[dict] | None = None) -> str | None:
+def _counts_lines(run: dict) -> list[str]:
+    """The beat counts, rate, versions, drift and alert of a run that read beats."""
+    scored, flagged = int(run.get("n_scored") or 0), int(run.get("n_flagged") or 0)
+    rate = f"{flagged / scored:.2%}" if scored else "n/a"
+    drift = run.get("drift") or {}
+    psi, ks = _fmt(run.get("drift_psi")), _fmt(_json(drift).get("ks") if drift else None)
+    return [
+        "| read | scored | rejected | flagged | anomaly rate | model | threshold | PSI | KS |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| {run.get('n_read', 0)} | {scored} | {run.get('n_rejected', 0)} | {flagged} | {rate} "
+        f"| {run.get('model_version')} | {run.get('threshold_version')} | {psi} | {ks} |",
+        "",
+        f"Alert: {run.get('alert_state') or 'none'}"
+        + (f" ({run['alert_detail']})" if run.get("alert_detail") else ""),
+    ]
+
+
+def publish_run_summary(
+    run: dict, top_beats: list[dict] | None = None, pictures: dict[str, bytes] | None = None
+) -> str | None:
     """Publish a run row's summary artifacts (inside a flow run); returns the markdown.
 
     ``run``: a ``pipeline_runs`` row (as ``finish_run`` returns it), optionally with ``extra``
     ({name: figure}) for flow-specific results. ``top_beats``: rows of :func:`top_flagged`.
+    ``pictures``: {title: PNG bytes} shown inline.
     """
     beats = top_beats or []
     try:
-        markdown = run_summary_markdown(run, beats)
+        markdown = run_summary_markdown(run, beats, pictures)
         flow = artifact_key(str(run.get("flow") or "run"))
         create_markdown_artifact(markdown, key=f"{flow}-run-summary", description="run summary")
         if beats:

@@ -3,6 +3,7 @@ it lives, and marks the dead runs of its flow ``crashed``."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,4 +78,17 @@ def recorded_run(
             yield run_id
         except Exception as err:
             finish_run_task(settings, run_id, "failed", error=failure_text(err))
+            _alert_failure(settings, run_id)
             raise
+
+
+def _alert_failure(settings: Settings, run_id: str) -> None:
+    """Alert that the run failed (tasks/alerts.py); logged, never raised over the run's error."""
+    from ecgmon.tasks.alerts import alert_failed_run
+
+    try:
+        outcome = alert_failed_run(settings, run_id)
+    except Exception as err:  # noqa: BLE001 - the run's own error is the one to raise
+        logging.getLogger(__name__).error("failure alert of run %s: %s", run_id, type(err).__name__)
+        return
+    logging.getLogger(__name__).info("failure alert %s: %s", outcome.state, outcome.detail)

@@ -24,6 +24,7 @@ from ecgmon.models.registry.versions import (
 )
 from ecgmon.models.scoring import Judge, autoencoder_losses, score_beats
 from ecgmon.pipeline import StageTimes, run_pipeline
+from ecgmon.progress import step
 from ecgmon.records import RawBatch, ScoredBeats
 from ecgmon.settings import Settings
 from ecgmon.sources import Source, bound_window, open_source
@@ -119,7 +120,9 @@ def score_batches(
 
     def commit(write: BatchWrite, in_turn: Callable[[], None]) -> None:
         retry_transient(lambda: commit_batch(engine, write, in_turn), what="commit")
+        before = counts.n_read
         _count(counts, write)  # in turn: the next batch waits until this one is done
+        step("records", advance=counts.n_read - before)
 
     writers = PARALLEL_WRITERS.get(engine.dialect.name, 1)
     run_pipeline(batches, _when_loaded(judge, judging), commit, writers, busy)
@@ -224,6 +227,8 @@ def score_new_records(
         source = bound_window(open_source(source_spec, table, length), as_of)
         with source_lock(engine, source.key):  # a concurrent run waits, then sees our watermark
             marks = read_watermarks(engine, source.key)
+            pending = getattr(source, "pending_rows", None)  # sources that can count ahead
+            step("records", total=pending(marks) if callable(pending) else None)
             counts = score_batches(
                 settings, source, judge, run_id, source.new_batches(marks, settings.batch_size)
             )

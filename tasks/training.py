@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,35 @@ def training_summary(settings: Settings, version: int) -> dict:
         "threshold": f"{threshold.method} {threshold.params} = {threshold.value:.6f}",
         **metrics,
     }
+
+
+def training_pictures(settings: Settings, version: int) -> dict[str, bytes]:
+    """{title: PNG} of a registered version: its learning curves, and its held-out normal losses
+    against its active threshold; {} (logged) when they cannot be drawn: the version is
+    registered whatever happens here."""
+    try:
+        return _training_pictures(settings, version)
+    except Exception as err:  # noqa: BLE001 - pictures are a courtesy
+        logging.getLogger(__name__).error("training pictures of v%d: %s", version, err)
+        return {}
+
+
+def _training_pictures(settings: Settings, version: int) -> dict[str, bytes]:
+    from ecgmon.models.registry.versions import active_threshold, get_version
+    from ecgmon.report.figures import learning_curve, loss_histogram
+
+    engine = create_db_engine(settings.database_url_plain)
+    row = get_version(engine, version)
+    pictures = {}
+    history = (row["metrics"] or {}).get("history") or {}
+    if history:
+        pictures["Learning curves"] = learning_curve(history)
+    threshold = active_threshold(engine, version)
+    losses = np.asarray(row["normal_losses"], dtype=np.float64)
+    title = f"Held-out normal losses of v{version} ({losses.size} beats)"
+    label = f"threshold t{threshold.threshold_version} = {threshold.value:.4g}"
+    pictures["Held-out loss histogram"] = loss_histogram(losses, {label: threshold.value}, title)
+    return pictures
 
 
 def calibrate(

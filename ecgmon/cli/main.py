@@ -32,6 +32,7 @@ EXTENSIONS: list[str] = [
     "ecgmon.cli.rejected",
     "ecgmon.cli.baseline",
     "ecgmon.cli.alerts",
+    "ecgmon.cli.report",
 ]
 
 
@@ -276,8 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
     func: Callable[[argparse.Namespace], int] = args.func
     _quiet_prefect_tracebacks()
+    from ecgmon.cli.progress import terminal_progress, wants_bars
+
     try:
-        return func(args)
+        with terminal_progress(wants_bars(sys.stderr, bool(getattr(args, "json", False)))):
+            return func(args)
     except EcgmonError as err:
         return _user_error(str(err))
     except (ValueError, FileNotFoundError) as err:

@@ -35,6 +35,22 @@ class ParquetSource:
 
     def new_batches(self, watermarks: dict[str, dict], batch_size: int) -> Iterator[RawBatch]:
         """Raw batches of every file not read to its end ({stream: watermark row})."""
+        for file, start in self._unread(watermarks):
+            yield from read_file_batches(self.path, file, batch_size, start)
+
+    def pending_rows(self, watermarks: dict[str, dict]) -> int:
+        """Rows :meth:`new_batches` will read, from the files' footers (for progress); a file
+        that cannot be read counts 0 (it becomes one rejection)."""
+        total = 0
+        for file, start in self._unread(watermarks):
+            try:
+                total += max(pq.ParquetFile(file).metadata.num_rows - start, 0)
+            except (pa.ArrowException, OSError, ValueError):
+                continue  # unreadable: one rejection when read
+        return total
+
+    def _unread(self, watermarks: dict[str, dict]) -> Iterator[tuple[Path, int]]:
+        """(file, first unread row) of every file in the window not read to its end."""
         for file in list_files(self.path):
             day = partition_date(file)
             if self.until is not None and day is not None and day > self.until:
@@ -43,8 +59,7 @@ class ParquetSource:
             same_file = mark is not None and mark["fingerprint"] == file_fingerprint(file)
             if same_file and mark["complete"]:
                 continue
-            start = int(mark["position_offset"]) if same_file else 0
-            yield from read_file_batches(self.path, file, batch_size, start)
+            yield file, int(mark["position_offset"]) if same_file else 0
 
     def partitions(self) -> dict[date, list[str]]:
         """Streams (files) by the day their path names."""
@@ -201,3 +216,27 @@ def _file_rejection(
     rejection = Rejection(stream, reason, detail, None)
     position = StreamPosition(stream, offset, fp, complete=True)
     return RawBatch(source, *_empty(), [], position, rejections=[rejection])
+
+
+def beats_by_id(path: Path, record_ids: list[str]) -> dict[str, np.ndarray]:
+    """{record_id: beat (length,) float64} of the given ids found in the source's files, read
+    with the same layout rules as scoring (for pictures of flagged beats); ids not found (a file
+    since removed) are left out."""
+    wanted, found = set(record_ids), {}
+    for file in list_files(path):
+        handle = pq.ParquetFile(file)
+        columns = _beat_columns(handle.schema_arrow, file.name)
+        data = pq.read_table(
+            file, columns=["record_id", *columns], filters=[("record_id", "in", sorted(wanted))]
+        )
+        if data.num_rows == 0:
+            continue
+        ids = [str(v) for v in data.column("record_id").to_pylist()]
+        matrix = beat_matrix(data, columns)
+        rows = matrix if matrix is not None else beat_rows(data, columns)
+        for record_id, beat in zip(ids, rows, strict=True):
+            found[record_id] = np.asarray(beat, dtype=np.float64)
+        wanted -= set(ids)
+        if not wanted:
+            break
+    return found

@@ -22,8 +22,9 @@ watermark with it, so the batch is read and scored again (never half-written, ne
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -345,3 +346,56 @@ def source_scores(engine: Engine, source_prefix: str, source: str | None = None)
     with engine.connect() as conn:
         result = conn.execute(query)
         return pd.DataFrame(result.all(), columns=list(result.keys()))
+
+
+#: the columns a period's score counts may be grouped by
+COUNT_KEYS = ("model_version", "threshold_version", "patient_id", "baseline")
+
+
+def score_counts(engine: Engine, start: datetime, end: datetime, by: tuple[str, ...]) -> list[dict]:
+    """Beats recorded in [start, end) (UTC-aware bounds) grouped ``by`` columns of
+    :data:`COUNT_KEYS`: {key columns, beats, flagged, threshold (the smallest of the group)}."""
+    scores = table(engine, "scores")
+    keys = [scores.c[name] for name in by if name in COUNT_KEYS]
+    query = (
+        sa.select(
+            *keys,
+            sa.func.count().label("beats"),
+            sa.func.sum(sa.case((scores.c.is_anomaly, 1), else_=0)).label("flagged"),
+            sa.func.min(scores.c.threshold).label("threshold"),
+        )
+        .where(scores.c.recorded_at >= start, scores.c.recorded_at < end)
+        .group_by(*keys)
+        .order_by(*keys)
+    )
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def period_losses(
+    engine: Engine, start: datetime, end: datetime, chunk: int = 50_000
+) -> Iterator[pd.DataFrame]:
+    """The losses of beats recorded in [start, end), streamed in frames of at most ``chunk``
+    rows: columns model_version, patient_id, baseline, loss, is_anomaly."""
+    scores = table(engine, "scores")
+    columns = ("model_version", "patient_id", "baseline", "loss", "is_anomaly")
+    query = sa.select(*(scores.c[name] for name in columns)).where(
+        scores.c.recorded_at >= start, scores.c.recorded_at < end
+    )
+    with engine.connect() as conn:
+        result = conn.execution_options(yield_per=chunk).execute(query)
+        for part in result.partitions(chunk):
+            yield pd.DataFrame(part, columns=list(columns))
+
+
+def worst_flagged_beats(engine: Engine, start: datetime, end: datetime, limit: int) -> list[dict]:
+    """The ``anomalies`` rows of the ``limit`` worst beats recorded in [start, end)."""
+    anomalies = table(engine, "anomalies")
+    query = (
+        sa.select(anomalies)
+        .where(anomalies.c.recorded_at >= start, anomalies.c.recorded_at < end)
+        .order_by(anomalies.c.score_ratio.desc(), anomalies.c.record_id)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]

@@ -8,6 +8,8 @@ and marks those it scored.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -83,3 +85,23 @@ def mark_replayed(engine: sa.Engine, ids: list[int]) -> None:
     rejected = table(engine, "rejected_records")
     with engine.begin() as conn:
         conn.execute(rejected.update().where(rejected.c.id.in_(ids)).values(replayed_at=utcnow()))
+
+
+def rejection_counts(engine: sa.Engine, start: datetime, end: datetime) -> list[dict]:
+    """Rows quarantined in [start, end) (UTC-aware) by reason and source: {reason, source, rows,
+    pending (not yet replayed)}, most rows first."""
+    rejected = table(engine, "rejected_records")
+    pending = sa.func.sum(sa.case((rejected.c.replayed_at.is_(None), 1), else_=0))
+    query = (
+        sa.select(
+            rejected.c.reason,
+            rejected.c.source,
+            sa.func.count().label("rows"),
+            pending.label("pending"),
+        )
+        .where(rejected.c.rejected_at >= start, rejected.c.rejected_at < end)
+        .group_by(rejected.c.reason, rejected.c.source)
+        .order_by(sa.func.count().desc(), rejected.c.reason, rejected.c.source)
+    )
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -25,8 +26,9 @@ from ecgmon.clock import utcnow
 from ecgmon.drift import add_states
 from ecgmon.storage.engine import dialect_insert, table
 
-#: alert states a run's alert may be claimed from: never tried, failed, or no channel configured
-CLAIMABLE_ALERT_STATES = (None, "failed", "unconfigured")
+#: alert states a run's alert may be claimed from: never tried, failed, no channel configured,
+#: or only its failure told (a retry of the same run that completes may still flag beats)
+CLAIMABLE_ALERT_STATES = (None, "failed", "unconfigured", "failure_sent")
 ALERT_DETAIL_CHARS = 2000  # of alert_detail kept
 CRASHED = "crashed"
 
@@ -213,3 +215,15 @@ def set_alert_outcome(conn: Connection, run_id: str, state: str, detail: str) ->
 def _decoded(stored: dict | str | None) -> dict | None:
     """A JSON column's value (SQLite may hand back text)."""
     return json.loads(stored) if isinstance(stored, str) else stored
+
+
+def runs_between(engine: Engine, start: datetime, end: datetime) -> list[dict]:
+    """The ``pipeline_runs`` rows of runs started in [start, end) (UTC-aware), oldest first."""
+    runs = table(engine, "pipeline_runs")
+    query = (
+        sa.select(runs)
+        .where(runs.c.started_at >= start, runs.c.started_at < end)
+        .order_by(runs.c.started_at, runs.c.run_id)
+    )
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]

@@ -5,6 +5,27 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from ecgmon.progress import step
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """Tells :mod:`ecgmon.progress` of each epoch; an early stop completes the count."""
+
+    def __init__(self, epochs: int) -> None:
+        super().__init__()
+        self.epochs, self.done = epochs, 0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        step("epochs", total=self.epochs)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.done += 1
+        step("epochs", advance=1)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.done < self.epochs:  # early stopping: the rest will not run
+            step("epochs", advance=self.epochs - self.done)
+
 
 def fit_autoencoder(
     model: keras.Model,
@@ -23,7 +44,7 @@ def fit_autoencoder(
     order = rng.permutation(len(x_scaled))
     n_val = int(round(validation_fraction * len(x_scaled))) if len(x_scaled) >= 20 else 0
     val, train = x_scaled[order[:n_val]], x_scaled[order[n_val:]]
-    callbacks = []
+    callbacks: list[keras.callbacks.Callback] = [EpochProgress(epochs)]
     if n_val:
         callbacks.append(
             keras.callbacks.EarlyStopping(

@@ -11,6 +11,7 @@ from sklearn.model_selection import train_test_split
 
 from ecgmon.models.autoencoder.detector import AutoencoderDetector, resolve_architecture
 from ecgmon.models.evaluation.metrics import detection_metrics, summarise_runs
+from ecgmon.progress import step
 from ecgmon.sources.datasets import LabelledBeats, read_beats, read_ucr_pair
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,7 @@ def evaluate(
     train, test = load_split(data, split, normal_label)
     name = resolve_architecture(architecture)
     runs = []
+    step("seeds", total=seeds)
     for seed in range(seeds):
         run = evaluate_once(
             train,
@@ -142,6 +144,7 @@ def evaluate(
         )
         log.info("seed %d: %s", seed, run.metrics)
         runs.append(run)
+        step("seeds", advance=1)
     summary = summarise_runs([r.metrics for r in runs]) if seeds > 1 else dict(runs[0].metrics)
     summary.update(
         architecture=name,

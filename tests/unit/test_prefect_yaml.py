@@ -26,8 +26,8 @@ KNOWN_KEYS = {
 }
 
 
-def test_the_four_deployments_exist_with_known_keys_only():
-    assert set(DEPLOYMENTS) == {"score", "retrain", "recalibrate", "backfill"}
+def test_the_five_deployments_exist_with_known_keys_only():
+    assert set(DEPLOYMENTS) == {"score", "retrain", "recalibrate", "backfill", "report"}
     for spec in DEPLOYMENTS.values():
         assert set(spec) <= KNOWN_KEYS, set(spec) - KNOWN_KEYS  # unknown keys are ignored silently
         assert spec["work_pool"]["name"] == "ecgmon-process"
@@ -89,3 +89,9 @@ def test_serve_deployments_mirror_prefect_yaml():
     assert [s.slug for s in served["score"].schedules] == ["score-every-15-minutes"]
     assert served["score"].concurrency_options.collision_strategy.value == "CANCEL_NEW"
     assert not served["backfill"].schedules
+
+
+def test_report_runs_daily_after_the_utc_day_ended():
+    schedule = DEPLOYMENTS["report"]["schedules"][0]
+    assert (schedule["cron"], schedule["timezone"]) == ("0 6 * * *", "UTC")
+    assert DEPLOYMENTS["report"]["parameters"] == {"days": 1}
