@@ -53,7 +53,7 @@ from ecgmon.sources.beat_lists import match_listed_beats, read_beat_list
 from ecgmon.storage.engine import create_db_engine
 
 log = logging.getLogger(__name__)
-PATIENT_MODEL_PARAMS = {"variance": 0.99, "k": 3.0, "trim_quantile": 0.9}
+PATIENT_MODEL_PARAMS = {"variance": 0.99, "rule": "tail", "alpha": 0.01, "trim_quantile": 0.9}
 """Fitting parameters of a patient model (those evaluate-recordings measured)."""
 
 
