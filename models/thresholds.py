@@ -60,8 +60,7 @@ def tail_threshold(losses: np.ndarray, alpha: float = 0.01, tail: float = 0.1) -
 
     The ``tail`` share of the highest losses (n,) above their (1 - tail)-quantile ``u`` is modelled
     as exponential (the generalised Pareto tail with shape 0, the extreme-value limit of light
-    tails); its scale is estimated robustly as median excess over ``u`` / ln 2 (one mislabelled
-    or noisy beat in the strip would otherwise set it); the threshold is
+    tails), its scale the mean excess over ``u`` (its maximum-likelihood estimate); the threshold is
     ``u + scale * ln(tail / alpha)``. Unlike a raw 99 % quantile of a few hundred losses it uses
     the whole tail, and it reaches beyond the largest loss seen when ``alpha`` asks for it.
     """
@@ -70,7 +69,7 @@ def tail_threshold(losses: np.ndarray, alpha: float = 0.01, tail: float = 0.1) -
     losses = np.asarray(losses, dtype=np.float64)
     u = float(np.quantile(losses, 1.0 - tail))
     excess = losses[losses > u] - u
-    scale = float(np.median(excess)) / float(np.log(2.0)) if excess.size else 0.0
+    scale = float(excess.mean()) if excess.size else 0.0
     return u + scale * float(np.log(tail / alpha))
 
 
