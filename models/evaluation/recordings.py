@@ -1,15 +1,17 @@
 """Evaluation of per-patient baselines on annotated continuous recordings (MIT-BIH layout).
 
 Label-free at decision time: beats come from the pipeline's own R-peak detector; the baseline is
-the first N minutes of detected beats, either ``labelled`` (those the annotations put in the AAMI
-normal class N, standing for a strip a clinician confirmed) or ``unlabelled`` (all of them, as a
-clinic receives them, fitted with the 10 % most atypical trimmed). A labelled window with fewer
-than MIN_BASELINE_BEATS normal-class beats falls back to the window's dominant beats (the
+the first N minutes of detected beats, either ``labelled`` (those the annotations mark ``N``,
+normal sinus beats, standing for a strip a clinician confirmed) or ``unlabelled`` (all of them,
+as a clinic receives them, fitted with the 10 % most atypical trimmed). A labelled window with
+fewer than MIN_BASELINE_BEATS ``N`` beats falls back to the window's dominant beats (the
 unlabelled fit). Everything after the window is scored against the baseline.
 
 Annotations (``NNN.atr`` beside the record, or an rdann text dump) are used afterwards only to
-measure: a detected beat matches the nearest annotated beat within 150 ms; normal = AAMI class N
-(N L R e j), abnormal = any other beat class, unmatched detections carry no label. AAMI EC57
+measure: a detected beat matches the nearest annotated beat within 150 ms. For AUROC and F1,
+normal = ``N`` and abnormal = any other beat symbol (as since the first per-patient figures); the
+false-alarm rate is the flagged share of the AAMI normal class (N L R e j). Unmatched detections
+carry no label. AAMI EC57
 VEB/SVEB statistics (models/evaluation/aami.py) compare each flagged beat's call (V or S) with its
 annotation, gross over the records with a baseline, paced records excluded.
 """
@@ -200,8 +202,8 @@ def _baseline_beats(
         raise ValueError(f"unknown baseline {kind!r}; choose {' or '.join(BASELINE_KINDS)}")
     labelled = window & (labels == 0)
     if kind == "labelled" and labelled.sum() >= MIN_BASELINE_BEATS:
-        return labelled, f"{name}: annotated normal-class beats, first {minutes:g} min", True
-    why = "" if kind == "unlabelled" else f" ({int(labelled.sum())} normal-class beats)"
+        return labelled, f"{name}: annotated N beats, first {minutes:g} min", True
+    why = "" if kind == "unlabelled" else f" ({int(labelled.sum())} annotated N beats)"
     return window, f"{name}: dominant beats of the first {minutes:g} min{why}, trimmed", False
 
 
@@ -233,6 +235,12 @@ def measure(scored: ScoredRecord) -> dict:
         scored.classes[scored.after], scored.calls[scored.after], scored.missed
     )
     metrics["aami"] = aami.with_rates(counts)
+    normal_class = scored.after & (scored.classes == "N")
+    flagged = np.nan_to_num(scored.scores, nan=-np.inf) > scored.baseline.threshold.value
+    metrics["false_alarm_rate"] = (
+        float(flagged[normal_class].mean()) if normal_class.any() else None
+    )
+    metrics["n_normal_class"] = int(normal_class.sum())
     reasons = [
         "paced record" if row["paced"] else "",
         "dominant-beat baseline" if scored.baseline_kind == "dominant" else "",
@@ -285,7 +293,7 @@ def write_flagged_beats(scored: ScoredRecord, folder: Path, n: int = 2) -> list[
 def _labels(
     data_dir: Path, name: str, peaks: np.ndarray, fs: float, window: float
 ) -> tuple[np.ndarray, np.ndarray, dict, dict[str, int]]:
-    """Per detected peak: 0 normal (AAMI N), 1 abnormal, -1 unmatched; its symbol; detection
+    """Per detected peak: 0 normal (``N``), 1 abnormal, -1 unmatched; its symbol; detection
     figures; annotated beats at or after ``window`` (samples) not detected, per AAMI class."""
     found = rec.find_annotations(data_dir / "records" / f"{name}.hea")
     if found is None:
@@ -294,7 +302,7 @@ def _labels(
     notes = found.beats()
     matched = rec.match_beats(peaks, notes.samples, int(round(rec.MATCH_TOLERANCE_S * fs)))
     symbols = np.where(matched >= 0, notes.symbols[np.maximum(matched, 0)], "")
-    labels = np.where(matched >= 0, (aami.aami_classes(symbols) != "N").astype(int), -1)
+    labels = np.where(matched >= 0, (symbols != "N").astype(int), -1)
     n_matched = int((matched >= 0).sum())
     undetected = np.ones(notes.samples.size, dtype=bool)
     undetected[matched[matched >= 0]] = False
