@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
+from pathlib import Path
 
 from prefect import flow
 
+from ecgmon.recordings import is_wfdb_folder
 from ecgmon.settings import get_settings
 from ecgmon.storage.engine import create_db_engine, redact_url
 from ecgmon.tasks.alerts import alert_run_task
+from ecgmon.tasks.baseline import auto_baselines_task
 from ecgmon.tasks.flagged_beats import publish_flagged_beats_task, wants_pictures
 from ecgmon.tasks.reporting import measure_drift_task, publish_run_summary, top_flagged
 from ecgmon.tasks.runs import finish_run_task, recorded_run
@@ -34,6 +37,8 @@ def score_flow(
     params = {"source": shown, "table": table, "model_version": model_version}
     with recorded_run(settings, "score", params, shown) as run_id:
         ref = resolve_judge_task(settings, model_version)
+        if settings.auto_baseline_minutes and is_wfdb_folder(Path(source)):
+            auto_baselines_task(settings, Path(source), ref.model_version)
         counts = score_new_records_task(settings, source, table, ref, run_id, as_of)
     drift = measure_drift_task(settings, run_id, ref.model_version) if counts["n_scored"] else None
     row = finish_run_task(
