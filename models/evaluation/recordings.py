@@ -247,6 +247,7 @@ def measure(scored: ScoredRecord) -> dict:
         f"{row['n_abnormal']} abnormal beats < {MIN_ABNORMAL}"
         if row["n_abnormal"] < MIN_ABNORMAL
         else "",
+        "no N beat after the window (AUROC undefined)" if metrics["auroc"] is None else "",
     ]
     reason = "; ".join(r for r in reasons if r)
     included = not reason

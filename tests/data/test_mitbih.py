@@ -61,6 +61,8 @@ def test_record_232_without_n_beats_gets_a_dominant_beat_baseline(mitbih: Path) 
 
     row = evaluate_record(mitbih, "232", 5.0, seed=0, k=3.0)
     assert row["eligible"] and row["baseline"]["kind"] == "dominant"
+    unlabelled = evaluate_record(mitbih, "232", 5.0, seed=0, k=3.0, kind="unlabelled")
+    assert unlabelled["auroc"] is None and not unlabelled["included"]
     assert (
         row["false_alarm_rate"] is not None
         and row["aami"]["sveb"]["tp"] + row["aami"]["sveb"]["fn"] >= 1000
