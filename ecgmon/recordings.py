@@ -38,6 +38,11 @@ REFRACTORY_S = 0.2
 """No two R peaks closer than this (physiological refractory period)."""
 TAIL_GUARD_S = 1.0
 """Peaks this close to the end of a growing recording are held back until more signal arrives."""
+OVERLAP_S = 30.0
+"""Signal read again before a record's watermark: the detector's filters settle and the RR context
+(median of the last 16 RR intervals) is complete before the first new beat."""
+CHUNK_S = 1800.0
+"""New signal is read, detected and cut this many seconds at a time (memory follows the chunk)."""
 _VOTERS = (
     ("pantompkins1985", "pantompkins1985"),
     ("elgendi2010", "elgendi2010"),
@@ -47,13 +52,15 @@ _VOTERS = (
 
 @dataclass(frozen=True)
 class Recording:
-    """One lead of a WFDB record: ``signal`` (n_samples,) float64 in mV at ``fs`` Hz."""
+    """One lead of a WFDB record, or a stretch of it: ``signal`` (n_samples,) float64 in mV at
+    ``fs`` Hz whose first sample is sample ``offset`` of the record."""
 
     name: str
     lead: str
     fs: float
     signal: np.ndarray
     start: datetime
+    offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,23 +91,42 @@ def choose_lead(names: list[str]) -> int:
     return names.index("MLII") if "MLII" in names else 0
 
 
-def read_recording(path: Path, lead: str | None = None) -> Recording:
-    """Read one lead of a WFDB record (``path`` without extension, or its ``.hea``)."""
-    import wfdb
-
+def _base(path: Path) -> Path:
     base = Path(path).with_suffix("") if Path(path).suffix == ".hea" else Path(path)
     if not base.with_suffix(".hea").is_file():
         raise SourceNotFoundError(f"no WFDB header {base.with_suffix('.hea')}")
+    return base
+
+
+def record_size(path: Path) -> tuple[int, float]:
+    """Samples per signal and sampling frequency (Hz) of a WFDB record, from its header only."""
+    import wfdb
+
+    base = _base(path)
+    try:
+        header = wfdb.rdheader(str(base))
+        return int(header.sig_len), float(header.fs)
+    except (ValueError, OSError, TypeError) as err:
+        raise DataFormatError(f"cannot read WFDB header {base}: {err}") from err
+
+
+def read_recording(
+    path: Path, lead: str | None = None, sampfrom: int = 0, sampto: int | None = None
+) -> Recording:
+    """Read one lead of a WFDB record (``path`` without extension, or its ``.hea``), the whole
+    record or only samples [``sampfrom``, ``sampto``) (``Recording.offset`` = ``sampfrom``)."""
+    import wfdb
+
+    base = _base(path)
     try:
         header = wfdb.rdheader(str(base))
         channel = header.sig_name.index(lead) if lead else choose_lead(list(header.sig_name))
-        record = wfdb.rdrecord(str(base), channels=[channel])
+        record = wfdb.rdrecord(str(base), sampfrom=sampfrom, sampto=sampto, channels=[channel])
     except (ValueError, OSError) as err:
         raise DataFormatError(f"cannot read WFDB record {base}: {err}") from err
     signal = np.nan_to_num(record.p_signal[:, 0].astype(np.float64))
-    return Recording(
-        base.name, str(header.sig_name[channel]), float(record.fs), signal, _record_start(header)
-    )
+    name, lead_name = base.name, str(header.sig_name[channel])
+    return Recording(name, lead_name, float(record.fs), signal, _record_start(header), sampfrom)
 
 
 def _record_start(header: wfdb.Record | wfdb.MultiRecord) -> datetime:
@@ -118,34 +144,42 @@ def clean_signal(signal: np.ndarray, fs: float) -> np.ndarray:
     return np.asarray(nk.ecg_clean(signal, sampling_rate=fs, method="neurokit"), dtype=np.float64)
 
 
-def detect_r_peaks(signal: np.ndarray, fs: float, method: str = "vote") -> np.ndarray:
+def detect_r_peaks(
+    signal: np.ndarray, fs: float, method: str = "vote", cleaned: np.ndarray | None = None
+) -> np.ndarray:
     """Sorted R-peak sample indices (int64) of a raw single-lead ECG ``signal`` (n,) at ``fs`` Hz.
 
     ``vote`` (default): peaks found by at least 2 of 3 NeuroKit2 detectors (Pan-Tompkins, Elgendi,
     Rodrigues) within 100 ms. ``xqrs`` (wfdb.processing) and ``neurokit`` are kept for comparison.
-    All are refined to the largest absolute deflection of the cleaned signal within 50 ms.
+    All are refined to the largest absolute deflection of the cleaned signal within 75 ms.
+    ``cleaned``: ``clean_signal(signal, fs)`` when the caller has it (it is not computed twice).
     """
     signal = np.asarray(signal, dtype=np.float64)
     if signal.size < int(2 * fs):
         return np.zeros(0, dtype=np.int64)
+    if cleaned is None:
+        cleaned = clean_signal(signal, fs)
     if method == "vote":
-        candidates = [_nk_peaks(signal, fs, d, c) for d, c in _VOTERS]
+        candidates = [_nk_peaks(signal, fs, d, c, cleaned) for d, c in _VOTERS]
         peaks = vote_peaks(candidates, min_votes=2, tolerance=int(0.1 * fs))
     elif method == "xqrs":
         from wfdb import processing
 
         peaks = processing.xqrs_detect(signal, fs, verbose=False)
     elif method == "neurokit":
-        peaks = _nk_peaks(signal, fs, "neurokit", "neurokit")
+        peaks = _nk_peaks(signal, fs, "neurokit", "neurokit", cleaned)
     else:
         raise ValueError(f"unknown R-peak method {method!r}; choose vote, xqrs or neurokit")
-    return refine_peaks(clean_signal(signal, fs), np.sort(peaks), fs)
+    return refine_peaks(cleaned, np.sort(peaks), fs)
 
 
-def _nk_peaks(signal: np.ndarray, fs: float, detector: str, cleaning: str) -> np.ndarray:
+def _nk_peaks(
+    signal: np.ndarray, fs: float, detector: str, cleaning: str, cleaned: np.ndarray
+) -> np.ndarray:
     import neurokit2 as nk
 
-    cleaned = nk.ecg_clean(signal, sampling_rate=fs, method=cleaning)
+    if cleaning != "neurokit":
+        cleaned = nk.ecg_clean(signal, sampling_rate=fs, method=cleaning)
     _, info = nk.ecg_peaks(cleaned, sampling_rate=fs, method=detector)
     return np.asarray(info["ECG_R_Peaks"], dtype=np.int64)
 
@@ -247,16 +281,19 @@ def recording_beats(
 
     With ``growing`` the peaks in the last TAIL_GUARD_S are held back: the detector may still move
     or add them once more signal arrives. Peaks within REFRACTORY_S after the watermark are the
-    already-emitted beat seen again, so they are skipped.
+    already-emitted beat seen again, so they are skipped. Samples, ids and the watermark count
+    from the record's start (``recording.offset`` added).
     """
-    fs, n = recording.fs, recording.signal.size
-    peaks = detect_r_peaks(recording.signal, fs)
-    rr = rr_features(peaks)
-    new = complete_mask(peaks, n, fs) & (peaks > watermark + REFRACTORY_S * fs)
+    fs, n, offset = recording.fs, recording.signal.size, recording.offset
+    cleaned = clean_signal(recording.signal, fs)
+    local = detect_r_peaks(recording.signal, fs, cleaned=cleaned)
+    rr = rr_features(local)
+    new = complete_mask(local, n, fs) & (local + offset > watermark + REFRACTORY_S * fs)
     if growing:
-        new &= peaks < n - TAIL_GUARD_S * fs
-    peaks, rr = peaks[new], rr[new]
-    signals = normalise_beats(cut_beats(clean_signal(recording.signal, fs), peaks, fs, length))
+        new &= local < n - TAIL_GUARD_S * fs
+    local, rr = local[new], rr[new]
+    signals = normalise_beats(cut_beats(cleaned, local, fs, length))
+    peaks = local + offset
     ids = [f"{recording.name}:{recording.lead}:{int(p)}" for p in peaks]
     times = [recording.start + timedelta(seconds=float(p) / fs) for p in peaks]
     mark = int(peaks[-1]) if peaks.size else watermark
@@ -286,12 +323,35 @@ def iter_recording_beats(
     grown recording then yields only its new beats, and a re-run over the same files yields none.
     """
     for header in list_records(folder):
-        recording = read_recording(header)
-        beats = recording_beats(recording, length, watermarks.get(recording.name, -1))
-        log.info(
-            "record %s: %d new beats up to sample %d", recording.name, len(beats), beats.watermark
+        for beats in new_recording_beats(header, length, watermarks.get(header.stem, -1)):
+            log.info(
+                "record %s: %d new beats up to sample %d", beats.record, len(beats), beats.watermark
+            )
+            yield beats
+
+
+def new_recording_beats(
+    header: Path, length: int, watermark: int = -1, chunk_s: float = CHUNK_S
+) -> Iterator[RecordingBeats]:
+    """The beats of a (growing) record after ``watermark``, reading only the new signal.
+
+    Each chunk reads from OVERLAP_S before the position reached so far up to ``chunk_s`` of new
+    signal (so a run costs what the new part costs, in time and memory) and yields its beats
+    (``recording_beats``, growing); at least one item, empty when nothing is new.
+    """
+    total, fs = record_size(header)
+    overlap, step = int(OVERLAP_S * fs), max(1, int(chunk_s * fs))
+    position, yielded = max(watermark + 1, 0), False
+    while position < total or not yielded:
+        start = max(0, position - overlap)
+        end = min(total, max(position, start) + step)
+        beats = recording_beats(
+            read_recording(header, sampfrom=start, sampto=end), length, watermark
         )
+        watermark, position, yielded = beats.watermark, end, True
         yield beats
+        if end >= total:
+            break
 
 
 @dataclass(frozen=True)
@@ -326,6 +386,38 @@ def read_annotations(path: Path) -> Annotations:
             ) from err
     order = np.argsort(np.asarray(samples, dtype=np.int64), kind="stable")
     return Annotations(np.asarray(samples, dtype=np.int64)[order], np.asarray(symbols)[order])
+
+
+def read_atr(base: Path) -> Annotations:
+    """Read a WFDB annotation file ``<base>.atr`` (the PhysioNet layout) with ``wfdb.rdann``."""
+    import wfdb
+
+    try:
+        notes = wfdb.rdann(str(base), "atr")
+    except (ValueError, OSError, IndexError) as err:
+        raise DataFormatError(f"cannot read WFDB annotations {base}.atr: {err}") from err
+    samples = np.asarray(notes.sample, dtype=np.int64)
+    order = np.argsort(samples, kind="stable")
+    return Annotations(samples[order], np.asarray(notes.symbol)[order])
+
+
+def annotation_paths(header: Path) -> list[Path]:
+    """Where a record's expert annotations may be, in order of preference: ``<record>.atr`` beside
+    the header (PhysioNet), an rdann dump ``<record>annotations.txt`` beside it or in an
+    ``annotations`` folder next to the records folder (the layout of ../shared/data/mitbih)."""
+    base = Path(header).with_suffix("") if Path(header).suffix == ".hea" else Path(header)
+    dump = f"{base.name}annotations.txt"
+    return [base.with_suffix(".atr"), base.parent / dump, base.parent.parent / "annotations" / dump]
+
+
+def find_annotations(header: Path) -> Annotations | None:
+    """The record's annotations from the first of ``annotation_paths`` that exists, else None."""
+    for path in annotation_paths(header):
+        if path.is_file():
+            return (
+                read_atr(path.with_suffix("")) if path.suffix == ".atr" else read_annotations(path)
+            )
+    return None
 
 
 MATCH_TOLERANCE_S = 0.15

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
         default=None, description="Name of a Prefect notification block."
     )
     anomaly_rate_bound: float = Field(default=0.5, ge=0, le=1)
+    auto_baseline_minutes: float = Field(
+        default=5.0,
+        ge=0,
+        description="A WFDB patient without a baseline gets one from its first minutes (0: off).",
+    )
     drift_bound: float = Field(default=0.25, ge=0, description="Population stability index bound.")
     db_lookback_seconds: float = Field(
         default=0.0, ge=0, description="Re-read window for late rows."

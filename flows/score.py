@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
+from pathlib import Path
 
 from prefect import flow
 
+from ecgmon.recordings import is_wfdb_folder
 from ecgmon.settings import get_settings
 from ecgmon.storage.engine import create_db_engine, redact_url
 from ecgmon.tasks.alerts import alert_run_task
+from ecgmon.tasks.baseline import auto_baselines_task
 from ecgmon.tasks.flagged_beats import publish_flagged_beats_task, wants_pictures
 from ecgmon.tasks.progress import progress_artifact
 from ecgmon.tasks.reporting import measure_drift_task, publish_run_summary, top_flagged
@@ -36,6 +39,8 @@ def score_flow(
     # the run lock is held to the end of the alert: a run dying before is found and reconciled
     with recorded_run(settings, "score", params, shown) as run_id:
         ref = resolve_judge_task(settings, model_version)
+        if settings.auto_baseline_minutes and is_wfdb_folder(Path(source)):
+            auto_baselines_task(settings, Path(source), ref.model_version)
         with progress_artifact("score-progress", "records", "records of the source read"):
             counts = score_new_records_task(settings, source, table, ref, run_id, as_of)
         drift = (

@@ -4,6 +4,8 @@ Three judges, from the most specific: a patient's own model (``PatientModel``: s
 RR context, its own threshold) for beats of that patient that carry RR context from the lead it
 was fitted on; else the population autoencoder with the patient's own threshold; else the
 population autoencoder with the population threshold. ``ScoredBeats.baseline`` names the judge.
+A recording's beat (RR context) of a patient with no baseline at all is judged provisionally
+(``PROVISIONAL``): its loss is stored, it is not flagged.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from ecgmon.records import ScoredBeats, ValidBeats
 
 RR_COLUMNS = ("rr_before", "rr_after")
 """``ValidBeats.extra`` columns a patient model needs (WFDB sources carry them)."""
+PROVISIONAL = "population:provisional"
+"""``scores.baseline`` of a recording's beat judged by the population autoencoder because its
+patient has no baseline yet: the verdict is kept (loss, threshold) but not flagged, so it pages
+no one (an autoencoder trained on other patients flags most beats of a new patient)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,9 @@ def score_beats(judge: Judge, beats: ValidBeats) -> ScoredBeats:
                 mine = (patients == patient) & by_autoencoder
                 version[mine], threshold[mine] = judge.patients[patient]
                 baseline[mine] = patient_baseline_name(patient, judge.patients[patient][0])
+    if n and all(c in beats.extra for c in RR_COLUMNS):  # a recording: provisional verdicts
+        known = [*judge.patient_models, *judge.patients]
+        baseline[by_autoencoder & ~np.isin(beats.patient_ids(), known)] = PROVISIONAL
     rr = rr_context(beats) if own else None
     for patient, mine in own.items():
         model = judge.patient_models[patient]
@@ -76,7 +85,7 @@ def score_beats(judge: Judge, beats: ValidBeats) -> ScoredBeats:
     return ScoredBeats(
         beats=beats,
         loss=loss,
-        is_anomaly=loss > threshold,
+        is_anomaly=(loss > threshold) & (baseline != PROVISIONAL),
         threshold=threshold,
         threshold_version=version,
         baseline=baseline,

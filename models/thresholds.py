@@ -55,6 +55,24 @@ def fpr_threshold(losses: np.ndarray, fpr: float = 0.02) -> float:
     return quantile_threshold(losses, 1.0 - fpr)
 
 
+def tail_threshold(losses: np.ndarray, alpha: float = 0.01, tail: float = 0.1) -> float:
+    """Peaks over threshold: the loss a share ``alpha`` of normal beats exceed, extrapolated.
+
+    The ``tail`` share of the highest losses (n,) above their (1 - tail)-quantile ``u`` is modelled
+    as exponential (the generalised Pareto tail with shape 0, the extreme-value limit of light
+    tails), its scale the mean excess over ``u`` (its maximum-likelihood estimate); the threshold is
+    ``u + scale * ln(tail / alpha)``. Unlike a raw 99 % quantile of a few hundred losses it uses
+    the whole tail, and it reaches beyond the largest loss seen when ``alpha`` asks for it.
+    """
+    if not 0.0 < alpha < tail < 1.0:
+        raise ValueError(f"need 0 < alpha < tail < 1, got alpha={alpha}, tail={tail}")
+    losses = np.asarray(losses, dtype=np.float64)
+    u = float(np.quantile(losses, 1.0 - tail))
+    excess = losses[losses > u] - u
+    scale = float(excess.mean()) if excess.size else 0.0
+    return u + scale * float(np.log(tail / alpha))
+
+
 RULES: dict[str, tuple[Callable[..., float], str, float]] = {
     "mean_std": (mean_std_threshold, "k", 1.0),
     "quantile": (quantile_threshold, "q", 0.99),

@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Engine
 
 from ecgmon.errors import EcgmonError, SourceNotFoundError
@@ -37,6 +39,8 @@ from ecgmon.models.patient.baseline import (
 )
 from ecgmon.models.patient.thresholds import patient_threshold
 from ecgmon.models.registry.patients import (
+    active_patient_models,
+    active_patient_thresholds,
     patient_baseline_name,
     patient_model_name,
     register_patient_model,
@@ -45,15 +49,25 @@ from ecgmon.models.registry.versions import (
     active_threshold,
     add_threshold,
     champion_version,
+    get_version,
     load_detector,
 )
-from ecgmon.recordings import POST_S, PRE_S, Recording, read_recording, recording_beats
+from ecgmon.recordings import (
+    OVERLAP_S,
+    POST_S,
+    PRE_S,
+    Recording,
+    list_records,
+    read_recording,
+    record_size,
+    recording_beats,
+)
 from ecgmon.settings import Settings
 from ecgmon.sources.beat_lists import match_listed_beats, read_beat_list
 from ecgmon.storage.engine import create_db_engine
 
 log = logging.getLogger(__name__)
-PATIENT_MODEL_PARAMS = {"variance": 0.99, "k": 3.0, "trim_quantile": 0.9}
+PATIENT_MODEL_PARAMS = {"variance": 0.99, "rule": "tail", "alpha": 0.01, "trim_quantile": 0.9}
 """Fitting parameters of a patient model (those evaluate-recordings measured)."""
 
 
@@ -129,7 +143,7 @@ def calibrate_patient(
     engine = create_db_engine(settings.database_url_plain)
     version = model_version if model_version is not None else champion_version(engine)
     population = active_threshold(engine, version)
-    recording = _read(folder, patient_id)
+    recording = _read(folder, patient_id, strip)
     listed = (  # a bad list fails before the model loads and the beats are detected
         read_beat_list(strip.beats_file, recording.name, recording.lead)
         if strip.beats_file is not None
@@ -231,11 +245,51 @@ def _fit_and_register(
     return version, threshold_version, baseline.threshold.value, baseline.n_beats
 
 
-def _read(folder: Path, patient_id: str) -> Recording:
+def _read(folder: Path, patient_id: str, strip: Strip) -> Recording:
+    """The record, only up to OVERLAP_S past the strip when it ends at a known offset (a day-long
+    recording is not read whole for a 5-minute strip)."""
     header = Path(folder) / f"{patient_id}.hea"
     if not header.is_file():
         raise SourceNotFoundError(f"no record {patient_id} in {folder} (no {header.name})")
+    if strip.beats_file is None and isinstance(strip.end, int | float):
+        total, fs = record_size(header)
+        return read_recording(header, sampto=min(total, int((strip.end + OVERLAP_S) * fs)))
     return read_recording(header)
+
+
+def auto_baselines(settings: Settings, folder: Path, model_version: int) -> list[str]:
+    """Give every record (patient) of a WFDB ``folder`` with no baseline yet (no own model, no
+    own threshold) and at least ``settings.auto_baseline_minutes`` of signal an unlabelled
+    baseline from those first minutes (trimmed); returns the patients that got one. A patient
+    whose strip cannot make a baseline is logged and tried again on the next run."""
+    minutes = settings.auto_baseline_minutes
+    engine = create_db_engine(settings.database_url_plain)
+    length = int(get_version(engine, model_version)["input_length"])
+    have = set(active_patient_models(engine, length)) | set(
+        active_patient_thresholds(engine, model_version)
+    )
+    made = []
+    for header in list_records(folder):
+        total, fs = record_size(header)
+        if not minutes or header.stem in have or total < minutes * 60.0 * fs:
+            continue
+        try:
+            strip = Strip(0.0, minutes * 60.0)
+            calibrate_patient(settings, folder, header.stem, strip, model_version, trim=True)
+        except EcgmonError as err:
+            log.warning("patient %s: no automatic baseline yet: %s", header.stem, err)
+            continue
+        made.append(header.stem)
+    return made
+
+
+@task(name="automatic-baselines", cache_policy=NO_CACHE)
+def auto_baselines_task(settings: Settings, folder: Path, model_version: int) -> list[str]:
+    """Baselines for the new patients of a WFDB folder from their first minutes (unlabelled)."""
+    made = auto_baselines(settings, folder, model_version)
+    if made:
+        get_run_logger().info("automatic baselines for %s", ", ".join(made))
+    return made
 
 
 def _choose(

@@ -196,18 +196,10 @@ def annotation_marks(folder: Path, record: str) -> dict[int, str]:
     """{sample: beat symbol} of a record's annotations, {} when the folder has none: a WFDB
     ``<record>.atr``, or an rdann text dump ``<record>annotations.txt`` in the folder or in an
     ``annotations`` folder beside it (the MIT-BIH layout of ../shared/data/mitbih)."""
-    if (folder / f"{record}.atr").is_file():
-        import wfdb
-
-        notes = wfdb.rdann(str(folder / record), "atr")
-        samples, symbols = np.asarray(notes.sample), np.asarray(notes.symbol)
-    else:
-        names = (f"{record}annotations.txt", f"../annotations/{record}annotations.txt")
-        found = [folder / name for name in names if (folder / name).is_file()]
-        if not found:
-            return {}
-        beats = rec.read_annotations(found[0]).beats()
-        samples, symbols = beats.samples, beats.symbols
+    notes = rec.find_annotations(folder / f"{record}.hea")
+    if notes is None:
+        return {}
+    samples, symbols = notes.samples, notes.symbols
     keep = np.isin(symbols, list(rec.BEAT_SYMBOLS))
     return {int(s): str(y) for s, y in zip(samples[keep], symbols[keep], strict=True)}
 

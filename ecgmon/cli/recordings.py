@@ -17,6 +17,7 @@ def cmd_evaluate_recordings(args: argparse.Namespace) -> int:
         seed=args.seed,
         report_dir=args.report,
         detector=args.detector,
+        baseline=args.baseline,
     )
     print(format_table(result))
     if args.json:
@@ -49,6 +50,31 @@ def format_table(result: dict) -> str:
         f"mean AUROC {_cell(result['mean_auroc'], 4)} over {n_used} records; "
         f"detector sensitivity {result['sensitivity']:.4f}, PPV {result['ppv']:.4f}"
     )
+    return "\n".join(lines + ["", format_aami(result)])
+
+
+def format_aami(result: dict) -> str:
+    """The AAMI EC57 table: per record (paced ones marked) and gross, and the false alarms."""
+    cols = ("VEB Se", "VEB +P", "VEB TP/FN/FP", "SVEB Se", "SVEB +P", "SVEB TP/FN/FP")
+    lines = ["| record | " + " | ".join(cols) + " | false alarms |", "|---" * 8 + "|"]
+    rows = [(n, r) for n, r in result["per_record"].items() if r.get("aami")]
+    rows.append(("gross", {"aami": result["aami"], "false_alarm_rate": result["false_alarm_mean"]}))
+    for name, row in rows:
+        cells = []
+        for key in ("veb", "sveb"):
+            a = row["aami"][key]
+            cells += [_cell(a["se"]), _cell(a["ppv"]), f"{a['tp']}/{a['fn']}/{a['fp']}"]
+        label = f"{name} (paced, excluded)" if row.get("paced") else name
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {_cell(row['false_alarm_rate'])} |")
+    worst = result["false_alarm_worst"]
+    excluded = ", ".join(f"{n} ({why})" for n, why in result["aami"]["excluded"].items())
+    lines += [
+        "",
+        f"AAMI gross over {', '.join(result['aami']['records'])}; excluded: {excluded or 'none'}. "
+        "False alarms (share of normal-class beats flagged): "
+        f"mean {_cell(result['false_alarm_mean'])}"
+        + (f", worst {worst['record']} {worst['rate']:.3f}" if worst else ""),
+    ]
     return "\n".join(lines)
 
 
@@ -95,6 +121,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--baseline-minutes", type=float, default=10.0)
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument(
+        "--baseline",
+        choices=("labelled", "unlabelled"),
+        default="labelled",
+        help="baseline strip: the annotated normal-class beats of the window (a confirmed strip), "
+        "or every beat of the window as it comes (trimmed fit)",
+    )
     ev.add_argument(
         "--detector", choices=("vote", "xqrs", "neurokit"), default="vote", help="R-peak method"
     )

@@ -13,7 +13,8 @@ z-normalised per beat). Provenance stays with every beat:
   (relative to the running median RR) for code that wants them without parsing the id.
 
 The watermark of a record is the sample index of its last emitted R peak, committed with the
-batch's scores: a re-run yields nothing, a grown recording yields only its new beats. Peaks in
+batch's scores: a re-run yields nothing, a grown recording yields only its new beats, and only
+its new signal (plus 30 s of overlap for the detector) is read, 30 minutes at a time. Peaks in
 the last second of a recording are held back until more signal arrives (the detector may still
 move them), so a recording that never grows keeps its final beat or two unscored.
 """
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ecgmon.errors import EcgmonError, SourceNotFoundError
-from ecgmon.recordings import list_records, read_recording, recording_beats
+from ecgmon.recordings import RecordingBeats, list_records, new_recording_beats
 from ecgmon.records import RawBatch, Rejection, StreamPosition
 
 log = logging.getLogger(__name__)
@@ -89,24 +90,35 @@ def record_batches(
     no beat is new.
     """
     record = header.stem
-    try:
-        beats = recording_beats(read_recording(header), length, watermark)
-    except EcgmonError as err:
-        rejection = Rejection(record, "unreadable_record", str(err), None)
-        position = StreamPosition(record, max(watermark, 0), complete=False)
-        yield _raw_batch(
-            source,
-            record,
-            [],
-            pd.Series([], dtype="datetime64[ns, UTC]"),
-            [],
-            np.zeros((0, length), np.float32),
-            {},
-            position,
-            [rejection],
-        )
-        return
-    log.info("record %s: %d new beats up to sample %d", record, len(beats), beats.watermark)
+    chunks = new_recording_beats(header, length, watermark)
+    while True:
+        try:
+            beats = next(chunks, None)
+        except EcgmonError as err:
+            rejection = Rejection(record, "unreadable_record", str(err), None)
+            position = StreamPosition(record, max(watermark, 0), complete=False)
+            yield _raw_batch(
+                source,
+                record,
+                [],
+                pd.Series([], dtype="datetime64[ns, UTC]"),
+                [],
+                np.zeros((0, length), np.float32),
+                {},
+                position,
+                [rejection],
+            )
+            return
+        if beats is None:
+            return
+        log.info("record %s: %d new beats up to sample %d", record, len(beats), beats.watermark)
+        watermark = beats.watermark
+        yield from _beat_batches(source, record, beats, batch_size)
+
+
+def _beat_batches(
+    source: str, record: str, beats: RecordingBeats, batch_size: int
+) -> Iterator[RawBatch]:
     times = pd.Series(pd.to_datetime(beats.recorded_at, utc=True))
     for start in range(0, len(beats), batch_size):
         part = slice(start, start + batch_size)

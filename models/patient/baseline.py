@@ -8,12 +8,17 @@ outliers trimmed) gives three things, all pure numpy:
   the shape loss is the mean squared reconstruction error;
 - rhythm statistics: median and spread of the RR before/after each beat relative to the running
   median RR, so a premature beat with a normal shape still stands out;
-- a threshold: the seed's rule, mean + k std, applied to this patient's own combined scores, each
-  baseline beat scored by a model fitted on the other half of the strip (cross-fitting), so the
-  threshold does not rest on losses of beats the model has memorised.
+- a threshold on this patient's own combined scores, each baseline beat scored by a model fitted
+  on the other half of the strip (cross-fitting), so the threshold does not rest on losses of
+  beats the model has memorised. Default rule ``tail``: peaks over threshold
+  (ecgmon.models.thresholds.tail_threshold), the score a share ``alpha`` (1 %) of the patient's
+  normal beats would exceed, extrapolated from the exponential tail of the baseline's top 10 %;
+  ``mean_std_log1p`` (mean + k std of log(1 + score), the seed's rule) is kept for comparison.
 
 The combined score adds the positive robust z-scores (median/MAD of the baseline) of the shape
-loss, of prematurity (short RR before) and half that of a long RR after (compensatory pause).
+loss, of prematurity (short RR before) and half that of a long RR after (compensatory pause). A
+flagged beat is called ventricular (V) when its shape term is at least its prematurity term (a
+different QRS), else supraventricular (S: a normal shape, early): the AAMI ectopic classes.
 """
 
 from __future__ import annotations
@@ -24,7 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgmon.models.thresholds import Threshold, loss_statistics, mean_std_threshold
+from ecgmon.models.thresholds import (
+    Threshold,
+    loss_statistics,
+    mean_std_threshold,
+    tail_threshold,
+)
 
 MIN_BASELINE_BEATS = 100
 """A baseline with fewer beats than this is not enough to judge a patient by."""
@@ -32,6 +42,8 @@ RR_SCALE_FLOOR = 0.02
 """Smallest RR spread (fraction of the running mean) a baseline may claim: very regular baselines
 would otherwise turn a 3 % RR change into a large z-score."""
 POST_RR_WEIGHT = 0.5
+THRESHOLD_RULES = ("tail", "mean_std_log1p")
+"""Patient threshold rules: ``tail`` (default, false-alarm target ``alpha``), the seed's."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,13 @@ class PatientBaseline:
     def flag(self, beats: np.ndarray, rr: np.ndarray) -> np.ndarray:
         """Boolean (n,): score above this patient's threshold."""
         return self.score(beats, rr) > self.threshold.value
+
+    def classify(self, beats: np.ndarray, rr: np.ndarray) -> np.ndarray:
+        """AAMI-style call per beat (n,) str: "N" not flagged, "V" flagged with its shape term at
+        least its prematurity term, "S" flagged mostly for being early."""
+        shape_z, early, pause = _terms(self.shape, self.shape_stats, self.rr_stats, beats, rr)
+        flagged = shape_z + early + POST_RR_WEIGHT * pause > self.threshold.value
+        return np.where(flagged, np.where(shape_z >= early, "V", "S"), "N")
 
     def summary(self) -> dict:
         """JSON-ready description (no arrays) for the registry and reports."""
@@ -150,11 +169,21 @@ def _combined(
     beats: np.ndarray,
     rr: np.ndarray,
 ) -> np.ndarray:
+    shape_z, early, pause = _terms(shape, shape_stats, rr_stats, beats, rr)
+    return shape_z + early + POST_RR_WEIGHT * pause
+
+
+def _terms(
+    shape: ShapeModel,
+    shape_stats: tuple[float, float],
+    rr_stats: tuple[np.ndarray, np.ndarray],
+    beats: np.ndarray,
+    rr: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positive robust z-scores (n,) each: shape loss, prematurity, pause after."""
     z_shape = (shape.loss(beats) - shape_stats[0]) / shape_stats[1]
     z_rr = (np.asarray(rr, dtype=np.float64) - rr_stats[0]) / rr_stats[1]
-    early = np.maximum(0.0, -z_rr[:, 0])
-    pause = np.maximum(0.0, z_rr[:, 1])
-    return np.maximum(0.0, z_shape) + early + POST_RR_WEIGHT * pause
+    return np.maximum(0.0, z_shape), np.maximum(0.0, -z_rr[:, 0]), np.maximum(0.0, z_rr[:, 1])
 
 
 def _rr_stats(rr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -192,6 +221,16 @@ def log_mean_std_threshold(scores: np.ndarray, k: float) -> Threshold:
     return Threshold("mean_std_log1p", {"k": k}, value, loss_statistics(scores))
 
 
+def patient_score_threshold(scores: np.ndarray, rule: str, k: float, alpha: float) -> Threshold:
+    """The patient's threshold by ``rule`` (THRESHOLD_RULES) on cross-fitted baseline scores."""
+    if rule == "mean_std_log1p":
+        return log_mean_std_threshold(scores, k)
+    if rule != "tail":
+        raise ValueError(f"unknown patient threshold rule {rule!r}; choose {THRESHOLD_RULES}")
+    value = tail_threshold(scores, alpha)
+    return Threshold("tail", {"alpha": alpha}, value, loss_statistics(scores))
+
+
 def fit_patient_baseline(
     patient_id: str,
     beats: np.ndarray,
@@ -199,6 +238,8 @@ def fit_patient_baseline(
     *,
     source: str,
     curated: bool = True,
+    rule: str = "tail",
+    alpha: float = 0.01,
     k: float = 3.0,
     variance: float = 0.99,
     trim_quantile: float = 0.9,
@@ -208,7 +249,8 @@ def fit_patient_baseline(
 
     ``curated`` baselines (e.g. beats a clinician confirmed) are used whole; otherwise beats whose
     cross-fitted score is above the ``trim_quantile`` are dropped once before fitting (ectopic
-    beats in an unreviewed strip). Raises ValueError below MIN_BASELINE_BEATS beats.
+    beats in an unreviewed strip). The threshold: ``rule`` "tail" (false-alarm target ``alpha``)
+    or "mean_std_log1p" (``k``). Raises ValueError below MIN_BASELINE_BEATS beats.
     """
     beats, rr = np.asarray(beats, dtype=np.float64), np.asarray(rr, dtype=np.float64)
     if beats.shape[0] < MIN_BASELINE_BEATS:
@@ -218,7 +260,7 @@ def fit_patient_baseline(
         keep = scores <= np.quantile(scores, trim_quantile)
         beats, rr = beats[keep], rr[keep]
     losses, scores = _cross_fitted_scores(beats, rr, seed, variance)
-    threshold = log_mean_std_threshold(scores, k)
+    threshold = patient_score_threshold(scores, rule, k, alpha)
     return PatientBaseline(
         patient_id=patient_id,
         source=source,

@@ -54,3 +54,36 @@ def test_record_100_per_patient_auroc(mitbih: Path) -> None:
 
     row = evaluate_record(mitbih, "100", 10.0, seed=0, k=3.0)
     assert row["included"] and row["auroc"] >= 0.95
+
+
+def test_record_232_without_n_beats_gets_a_dominant_beat_baseline(mitbih: Path) -> None:
+    from ecgmon.models.evaluation.recordings import evaluate_record
+
+    row = evaluate_record(mitbih, "232", 5.0, seed=0, k=3.0)
+    assert row["eligible"] and row["baseline"]["kind"] == "dominant"
+    unlabelled = evaluate_record(mitbih, "232", 5.0, seed=0, k=3.0, kind="unlabelled")
+    assert unlabelled["auroc"] is None and not unlabelled["included"]
+    assert (
+        row["false_alarm_rate"] is not None
+        and row["aami"]["sveb"]["tp"] + row["aami"]["sveb"]["fn"] >= 1000
+    )
+
+
+def test_atr_beside_the_record_gives_the_same_evaluation_as_the_text_dump(
+    mitbih: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    import wfdb
+
+    from ecgmon.models.evaluation.recordings import evaluate_record
+
+    records = tmp_path / "records"
+    records.mkdir()
+    for suffix in (".hea", ".dat"):
+        shutil.copy(mitbih / "records" / f"100{suffix}", records)
+    notes = rec.read_annotations(mitbih / "annotations" / "100annotations.txt")
+    wfdb.wrann("100", "atr", notes.samples, notes.symbols, write_dir=str(records))
+    from_atr = evaluate_record(tmp_path, "100", 5.0, seed=0, k=3.0)
+    from_dump = evaluate_record(mitbih, "100", 5.0, seed=0, k=3.0)
+    assert from_atr["aami"] == from_dump["aami"] and from_atr["n_annotated"] == 2273

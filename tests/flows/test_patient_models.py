@@ -123,7 +123,7 @@ def test_patient_model_judges_its_patient_and_others_fall_back(
     population = result["threshold_version"]
     assert sorted(rows) == [
         ("rec1", f"patient:rec1:v{version}", threshold_version, N_BEATS),
-        ("rec2", "population", population, N_BEATS),
+        ("rec2", "population:provisional", population, N_BEATS),
     ]
     flagged = [
         int(r[0].split(":")[2])
@@ -218,3 +218,25 @@ def test_real_record_judged_by_its_own_model(prefect_harness, ecgmon_env, champi
     result = evaluate_scores(read_scores(engine), data, after_minutes=10)["per_record"]["223"]
     assert result["judged_by"] == [f"patient:223:v{made['patient_model_version']}"]
     assert result["n_abnormal"] >= 110 and result["auroc"] >= 0.9
+
+
+def test_a_new_patient_gets_its_first_minutes_as_baseline_and_no_page_before(
+    prefect_harness, ecgmon_env, champion, tmp_path, monkeypatch
+):
+    from ecgmon.flows.score import score_flow
+
+    folder = tmp_path / "recordings"
+    write_patient(folder, "rec1", PREMATURE, seed=1)  # 150 s
+    monkeypatch.setenv("ECGMON_AUTO_BASELINE_MINUTES", "3")  # longer than the record: none yet
+    first = score_flow(source=str(folder))
+    rows = query(ecgmon_env, "select distinct baseline, is_anomaly from scores")
+    assert rows == [("population:provisional", False)] and first["n_flagged"] == 0
+
+    write_patient(tmp_path / "grown", "rec2", PREMATURE, seed=3)
+    monkeypatch.setenv("ECGMON_AUTO_BASELINE_MINUTES", "1.5")
+    second = score_flow(source=str(tmp_path / "grown"))
+    judged = query(ecgmon_env, "select distinct baseline from scores where patient_id = 'rec2'")
+    assert len(judged) == 1 and judged[0][0].startswith("patient:rec2:v")
+    origin = query(ecgmon_env, "select origin from thresholds where patient_id = 'rec2'")
+    assert origin and all("0..90 s" in o for (o,) in origin)
+    assert second["n_flagged"] >= len(PREMATURE)

@@ -64,7 +64,7 @@ def test_wfdb_folder_scores_each_beat_once_and_a_grown_record_only_its_new_beats
     first = score_flow(source=str(folder))
     assert (first["n_read"], first["n_scored"], first["n_rejected"]) == (17, 17, 0)
     rows = scored(ecgmon_env)
-    assert rows == [(f"rec1:MLII:{p}", "rec1", "population") for p in first_peaks]
+    assert rows == [(f"rec1:MLII:{p}", "rec1", "population:provisional") for p in first_peaks]
     assert watermark(ecgmon_env, "rec1") == first_peaks[-1]
 
     again = score_flow(source=str(folder))
@@ -147,5 +147,5 @@ def test_a_patient_baseline_threshold_judges_only_that_patients_beats(
     mine = [r for r in rows if r[0] == "rec1"]
     assert {(r[1], r[2]) for r in mine} == {(f"patient:rec1:t{version}", version)}
     assert max(abs(r[3] - value) for r in mine) < 1e-12
-    assert {r[1] for r in rows if r[0] == "rec2"} == {"population"}
+    assert {r[1] for r in rows if r[0] == "rec2"} == {"population:provisional"}
     assert len(rows) == 2 * 75  # every beat of both records, clear of the held-back last second

@@ -42,7 +42,7 @@ def test_wide_beat_and_premature_beat_score_above_threshold() -> None:
     normal = normal_beats(1, seed=9)
     flags = baseline.flag(np.vstack([normal, wide, normal]), np.array([[1, 1], [1, 1], [0.6, 1.4]]))
     assert flags.tolist() == [False, True, True]
-    assert baseline.summary()["threshold"]["method"] == "mean_std_log1p"
+    assert baseline.summary()["threshold"]["method"] == "tail"
 
 
 def test_uncurated_baseline_trims_and_small_baseline_is_refused() -> None:
@@ -60,3 +60,25 @@ def test_baseline_saves_and_loads_to_the_same_scores(tmp_path: Path) -> None:
     loaded = PatientBaseline.load(tmp_path)
     assert loaded.summary() == baseline.summary()
     np.testing.assert_array_equal(loaded.score(beats, rr), baseline.score(beats, rr))
+
+
+def test_tail_threshold_extrapolates_an_exponential_tail() -> None:
+    from ecgmon.models.thresholds import tail_threshold
+
+    scores = np.random.default_rng(0).exponential(2.0, 200_000)
+    # exponential with scale 2: P(score > t) = exp(-t / 2), so alpha = 0.001 <=> t = 2 ln 1000
+    assert tail_threshold(scores, alpha=0.001) == pytest.approx(2.0 * np.log(1000.0), rel=0.02)
+    with pytest.raises(ValueError, match="alpha"):
+        tail_threshold(scores, alpha=0.2)
+
+
+def test_classify_calls_a_wide_beat_v_and_an_early_normal_beat_s() -> None:
+    beats, rr = normal_beats(200), np.ones((200, 2))
+    rr += np.random.default_rng(1).normal(0, 0.03, rr.shape)
+    baseline = fit_patient_baseline("p1", beats, rr, source="test", seed=0)
+    wide = np.exp(-((np.linspace(-1, 1, 32) / 0.5) ** 2))[None]
+    normal = normal_beats(1, seed=9)
+    calls = baseline.classify(
+        np.vstack([normal, wide, normal]), np.array([[1, 1], [1, 1], [0.6, 1.4]])
+    )
+    assert calls.tolist() == ["N", "V", "S"]

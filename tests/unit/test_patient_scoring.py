@@ -6,7 +6,7 @@ import pandas as pd
 
 from ecgmon.models.patient.baseline import fit_patient_baseline
 from ecgmon.models.registry.patients import PatientModel
-from ecgmon.models.scoring import Judge, autoencoder_losses, score_beats
+from ecgmon.models.scoring import PROVISIONAL, Judge, autoencoder_losses, score_beats
 from ecgmon.records import ValidBeats
 
 
@@ -46,9 +46,10 @@ def test_each_beat_is_judged_by_the_most_specific_judge(synthetic_set, tiny_dete
         "patient:p1:v7",
         "population",  # p1 from another lead than its model's: the autoencoder judges it
         "patient:p2:t5",
-        "population",
+        PROVISIONAL,  # p3 has no baseline at all: judged, not flagged
         "patient:p2:t5",
     ]
+    assert not scored.is_anomaly[4] and scored.loss[4] > 0
     assert scored.threshold_version.tolist() == [9, 9, 1, 5, 1, 5]
     np.testing.assert_allclose(scored.loss[:2], own.score(signals[:2], context[:2]))
     ae = tiny_detector.losses(signals[2:])

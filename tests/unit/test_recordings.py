@@ -109,3 +109,70 @@ def test_grown_recording_yields_only_its_new_beats(tmp_path: Path) -> None:
     assert len(emitted) == len(set(emitted)) and second.samples[0] > first.watermark
     again = next(rec.iter_recording_beats(tmp_path, 64, {"rec1": second.watermark}))
     assert len(again) == 0 and again.watermark == second.watermark
+
+
+def _reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int | None]]:
+    """Spy on wfdb.rdrecord: the (sampfrom, sampto) of every signal read."""
+    import wfdb
+
+    calls: list[tuple[int, int | None]] = []
+    real = wfdb.rdrecord
+
+    def spy(*args: object, **kwargs: object) -> object:
+        calls.append((int(kwargs.get("sampfrom", 0)), kwargs.get("sampto")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(wfdb, "rdrecord", spy)
+    return calls
+
+
+def test_grown_recording_reads_only_its_new_signal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    peaks = [int(FS * (0.5 + 0.8 * i)) for i in range(150)]
+    full = spike_train(peaks, int(FS * 121))
+    write_record(tmp_path, "rec1", full[: int(FS * 60)])
+    first = list(rec.iter_recording_beats(tmp_path, 64, {}))
+    mark = first[-1].watermark
+    write_record(tmp_path, "rec1", full)
+    calls = _reads(monkeypatch)
+    second = list(rec.iter_recording_beats(tmp_path, 64, {"rec1": mark}))
+    assert calls and min(start for start, _ in calls) >= mark - rec.OVERLAP_S * FS
+    emitted = [p for item in first + second for p in item.samples.tolist()]
+    assert emitted == [p for p in peaks if p < FS * 120][: len(emitted)]
+    assert len(emitted) >= len([p for p in peaks if p < FS * 119])
+
+
+def test_new_signal_is_read_in_chunks_and_every_beat_comes_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    peaks = [int(FS * (0.5 + 0.8 * i)) for i in range(150)]
+    write_record(tmp_path, "rec1", spike_train(peaks, int(FS * 121)))
+    calls = _reads(monkeypatch)
+    items = list(rec.new_recording_beats(tmp_path / "rec1.hea", 64, -1, chunk_s=20.0))
+    assert len(items) == 7 and all(
+        (end or 0) - start <= (20.0 + rec.OVERLAP_S) * FS for start, end in calls
+    )
+    emitted = [p for item in items for p in item.samples.tolist()]
+    assert emitted == [p for p in peaks if p < FS * 120 and p >= rec.beat_window(FS)[0]]
+    rr = np.concatenate([item.rr for item in items])
+    np.testing.assert_allclose(rr[20:], 1.0)
+
+
+def test_atr_beside_the_record_is_found_before_a_text_dump(tmp_path: Path) -> None:
+    import wfdb
+
+    (tmp_path / "records").mkdir()
+    (tmp_path / "annotations").mkdir()
+    write_record(tmp_path / "records", "rec1", spike_train([360, 720], 1440))
+    (tmp_path / "annotations" / "rec1annotations.txt").write_text(
+        "Time Sample # Type\n0:01.000 360 N 0 0 0\n"
+    )
+    header = tmp_path / "records" / "rec1.hea"
+    assert rec.find_annotations(header).symbols.tolist() == ["N"]
+    wfdb.wrann(
+        "rec1", "atr", np.array([360, 720]), np.array(["N", "V"]), write_dir=str(header.parent)
+    )
+    notes = rec.find_annotations(header)
+    assert notes.samples.tolist() == [360, 720] and notes.symbols.tolist() == ["N", "V"]
+    assert rec.find_annotations(tmp_path / "records" / "none.hea") is None
