@@ -8,6 +8,8 @@ and marks those it scored.
 
 from __future__ import annotations
 
+import hashlib
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -16,6 +18,18 @@ from ecgmon.records import Rejection
 from ecgmon.storage.engine import dialect_insert, table
 
 RECORD_KEY_CHARS = 512  # the width of rejected_records.record_key
+_DIGEST_CHARS = 16  # hex digits of sha256 that end a shortened key
+
+
+def record_key(key: str) -> str:
+    """A rejection's key as stored: NUL characters (PostgreSQL text cannot hold them) written
+    as ``\\x00``; a key longer than the column is cut and ended with ``#`` and a digest of the
+    whole key, so two long keys that share their start stay two rows."""
+    key = key.replace("\x00", "\\x00")
+    if len(key) <= RECORD_KEY_CHARS:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:_DIGEST_CHARS]
+    return f"{key[: RECORD_KEY_CHARS - _DIGEST_CHARS - 1]}#{digest}"
 
 
 def upsert_rejections(
@@ -28,9 +42,9 @@ def upsert_rejections(
     values = [
         {
             "source": source,
-            "record_key": r.record_key[:RECORD_KEY_CHARS],
+            "record_key": record_key(r.record_key),
             "reason": r.reason,
-            "detail": r.detail,
+            "detail": r.detail.replace("\x00", "\\x00"),
             "raw_payload": r.raw_payload,
             "run_id": run_id,
             "rejected_at": now,

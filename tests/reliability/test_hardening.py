@@ -77,3 +77,55 @@ def test_a_failed_commit_while_the_reader_is_ahead_ends_the_run(
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM scores").scalar() == 0
         assert conn.exec_driver_sql("SELECT count(*) FROM ingest_watermarks").scalar() == 0
+
+
+def test_poison_ids_are_quarantined_and_the_rest_scored(ecgmon_env, champion, tmp_path: Path):
+    """A patient_id longer than its column, a NUL in a record_id or a patient_id: each row is
+    quarantined with a reason and its batch commits (PostgreSQL refused the whole batch)."""
+    from tests.badinput import frame, part
+
+    df = frame("px", champion_length(ecgmon_env))
+    df["patient_id"] = df["patient_id"].astype(object)
+    df.loc[0, "patient_id"] = "p" * 129
+    df.loc[1, "record_id"] = "px-\x00-1"
+    df.loc[2, "patient_id"] = "p\x001"
+    folder = tmp_path / "feed"
+    df.to_parquet(part(folder), index=False)
+    engine = create_db_engine(ecgmon_env.database_url_plain)
+    for run in ("run-1", "run-2"):  # a second run is fine too (nothing left to read)
+        _score(ecgmon_env, folder, run)
+    with engine.connect() as conn:
+        scored = conn.exec_driver_sql("SELECT count(*) FROM scores").scalar()
+        reasons = conn.exec_driver_sql(
+            "SELECT reason, record_key FROM rejected_records ORDER BY record_key"
+        ).all()
+    assert scored == len(df) - 3
+    assert sorted(r for r, _ in reasons) == ["nul_in_id", "nul_in_id", "patient_id_too_long"]
+    assert any("\\x00" in key for _, key in reasons)
+
+
+def test_two_long_rejection_keys_sharing_their_start_stay_two_rows(ecgmon_env):
+    from ecgmon.records import Rejection
+    from ecgmon.storage.quarantine import RECORD_KEY_CHARS, upsert_rejections
+
+    engine = create_db_engine(ecgmon_env.database_url_plain)
+    start = "f.parquet#row=1:" + "a" * RECORD_KEY_CHARS
+    rejections = [Rejection(start + end, "record_id_too_long", "long") for end in ("1", "2")]
+    with engine.begin() as conn:
+        upsert_rejections(conn, "src", "run-1", rejections)
+    with engine.connect() as conn:
+        keys = conn.exec_driver_sql("SELECT record_key FROM rejected_records").scalars().all()
+    assert len(set(keys)) == 2 and all(len(k) <= RECORD_KEY_CHARS for k in keys)
+
+
+def champion_length(settings) -> int:
+    from ecgmon.models.registry.versions import champion_version, get_version
+
+    engine = create_db_engine(settings.database_url_plain)
+    return int(get_version(engine, champion_version(engine))["input_length"])
+
+
+def _score(settings, folder: Path, run_id: str):
+    from ecgmon.tasks.scoring import resolve_judge, score_new_records
+
+    return score_new_records(settings, str(folder), None, resolve_judge(settings), run_id)
