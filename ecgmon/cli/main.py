@@ -21,9 +21,9 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
 # Imported after the environment above is set: what they import reads it.
+from ecgmon.cli.ops import secret_free
 from ecgmon.errors import EcgmonError
 from ecgmon.settings import get_settings
-from ecgmon.cli.ops import secret_free
 from ecgmon.storage.engine import redact_url
 
 # Modules that add sub-commands: each has ``register(subparsers)``.
