@@ -114,6 +114,10 @@ def _list_rows(column: pa.Array) -> list:
     ``MAX_DECODED_SAMPLES`` values a row (they are rejected whole, as not numbers)."""
     if pa.types.is_null(column.type):
         return [None] * len(column)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return pc.utf8_slice_codeunits(column, 0, MAX_DECODED_SAMPLES).to_pylist()
+    if not _is_list(column.type):
+        return column.to_pylist()  # one value a row (rejected as not numbers)
     lengths = list_lengths(column)
     if not _is_number(column.type.value_type):
         cut = pc.list_slice(column, 0, MAX_DECODED_SAMPLES)

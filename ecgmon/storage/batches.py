@@ -22,6 +22,7 @@ watermark with it, so the batch is read and scored again (never half-written, ne
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -130,6 +131,8 @@ class BatchWrite:
     counts: dict[str, float] = field(default_factory=dict)
     #: the batch's loss counts against the model's normal reference (DriftAccumulator.state)
     drift: dict | None = None
+    #: the batch's idempotency key: a retried commit of it adds its run's counts only once
+    key: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
 def severity(score_ratio: np.ndarray) -> pa.Array:
@@ -169,7 +172,9 @@ def commit_batch(
         if in_turn is not None:
             in_turn()
         advance_watermark(conn, write.source, write.position, write.run_id)
-        add_batch_counts(conn, write.run_id, _run_counts(write), _drift_state(write))
+        add_batch_counts(
+            conn, write.run_id, _run_counts(write), _drift_state(write), batch_key=write.key
+        )
 
 
 def _run_counts(write: BatchWrite) -> BatchCounts:

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -93,14 +94,37 @@ def _file_lock(database: Path, source_key: str, wait: bool) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+#: SQLSTATE of a full disk (PostgreSQL) and SQLite's message for it: not transient.
+DISK_FULL_SQLSTATE = "53100"
+_DISK_FULL_WORDS = ("database or disk is full", "no space left on device", "disk full")
+
+
 def is_transient(err: BaseException) -> bool:
-    """True for database errors worth retrying: lost connections, locks, serialisation."""
+    """True for database errors worth retrying: lost connections, locks, serialisation.
+
+    Errors the driver raises itself count too (a binary COPY runs on psycopg's own connection,
+    so its connection errors are not wrapped by SQLAlchemy). A full disk is not transient: a
+    retry cannot free space, and waiting on it keeps the run ``running`` longer."""
+    if is_disk_full(err):
+        return False
     if isinstance(err, sa.exc.DBAPIError) and err.connection_invalidated:
         return True
-    if isinstance(err, sa.exc.OperationalError):
+    if isinstance(err, sa.exc.OperationalError | psycopg.OperationalError):
         return True
+    if isinstance(err, psycopg.InterfaceError) or _sqlstate(err).startswith("08"):
+        return True  # a closed connection; class 08: connection exception
     text = str(getattr(err, "orig", err)).lower()
     return any(word in text for word in ("deadlock", "could not serialize", "database is locked"))
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether a database error says the disk is full (PostgreSQL 53100, SQLite SQLITE_FULL)."""
+    text = str(getattr(err, "orig", err)).lower()
+    return _sqlstate(err) == DISK_FULL_SQLSTATE or any(w in text for w in _DISK_FULL_WORDS)
+
+
+def _sqlstate(err: BaseException) -> str:
+    return str(getattr(getattr(err, "orig", err), "sqlstate", None) or "")
 
 
 def retry_transient(
@@ -108,20 +132,22 @@ def retry_transient(
 ) -> T:
     """Run ``action``; on a transient database error wait 0.5 s, 1 s, 2 s ... and try again.
 
-    ``action`` must be one transaction (all or nothing), so a failed attempt leaves nothing.
-    The last error is raised unchanged when every attempt failed.
+    ``action`` must be one transaction (all or nothing), so a failed attempt leaves nothing;
+    a transaction the server committed but whose outcome the client lost must be an upsert
+    (batches carry an idempotency key for their run's counts). The last error is raised
+    unchanged when every attempt failed.
     """
     for attempt in range(1, attempts + 1):
         try:
             return action()
-        except sa.exc.DBAPIError as err:
+        except Exception as err:
             if attempt == attempts or not is_transient(err):
                 raise
             delay = base_delay * 2 ** (attempt - 1)
             log.warning(
                 "database %s failed (%s), attempt %d of %d; retrying in %.1f s",
                 what,
-                type(err.orig).__name__,
+                type(getattr(err, "orig", err)).__name__,
                 attempt,
                 attempts,
                 delay,

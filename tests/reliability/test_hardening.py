@@ -3,6 +3,7 @@ roll back an earlier one (docs/guarantees.md)."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -129,3 +130,78 @@ def _score(settings, folder: Path, run_id: str):
     from ecgmon.tasks.scoring import resolve_judge, score_new_records
 
     return score_new_records(settings, str(folder), None, resolve_judge(settings), run_id)
+
+
+def _run_row(settings, run_id: str) -> dict:
+    from ecgmon.storage.runs import read_run
+
+    return read_run(create_db_engine(settings.database_url_plain), run_id)
+
+
+def test_an_ambiguous_commit_retried_does_not_double_the_runs_counts(
+    ecgmon_env, champion, synthetic_set, tmp_path: Path, monkeypatch
+):
+    """The connection dies after the server committed batch 2: the retry rewrites the same rows
+    and the run's counts and drift counts are added once (the batch's idempotency key)."""
+    import ecgmon.tasks.scoring as scoring
+    from ecgmon.storage.runs import start_run
+    from tests.conftest import write_day
+
+    monkeypatch.setattr("ecgmon.storage.locks.time.sleep", lambda _s: None)
+    real, calls = scoring.commit_batch, {"n": 0}
+
+    def committed_then_lost(*args, **kw) -> None:
+        real(*args, **kw)
+        calls["n"] += 1
+        if calls["n"] == 2:  # committed on the server; the client never hears it
+            raise sa.exc.OperationalError("COMMIT", {}, ConnectionError("server closed"))
+
+    monkeypatch.setattr(scoring, "commit_batch", committed_then_lost)
+    folder = tmp_path / "beats"
+    write_day(folder, "2026-11-01", synthetic_set.signals[:60])
+    settings = ecgmon_env.model_copy(update={"batch_size": 20})
+    start_run(create_db_engine(settings.database_url_plain), "run-a", "score", {}, str(folder))
+    counts = _score(settings, folder, "run-a")
+    assert calls["n"] == 4  # three batches, the second one twice
+    row = _run_row(settings, "run-a")
+    assert counts.n_scored == 60
+    assert (row["n_read"], row["n_scored"]) == (60, 60)
+    drift = row["drift_counts"]
+    drift = json.loads(drift) if isinstance(drift, str) else drift
+    assert drift["n"] == 60
+
+
+@pytest.mark.postgres
+def test_a_connection_dropped_inside_the_copy_is_retried(
+    ecgmon_env, champion, synthetic_set, tmp_path: Path, monkeypatch
+):
+    """The server ends the batch's connection while the binary COPY streams (psycopg's own
+    error, not SQLAlchemy's): the batch is retried and the run completes."""
+    import ecgmon.storage.batches as batches
+    from ecgmon.storage.runs import start_run
+    from tests.conftest import write_day
+
+    if not ecgmon_env.database_url_plain.startswith("postgresql"):
+        pytest.skip("the binary COPY is PostgreSQL's")
+    monkeypatch.setattr("ecgmon.storage.locks.time.sleep", lambda _s: None)
+    admin = create_db_engine(ecgmon_env.database_url_plain)
+    real, calls = batches.copy_columns, {"n": 0}
+
+    def dropped_once(conn: sa.Connection, *args, **kw) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            pid = conn.connection.driver_connection.info.backend_pid
+            with admin.connect() as other:
+                other.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        real(conn, *args, **kw)
+
+    monkeypatch.setattr(batches, "copy_columns", dropped_once)
+    folder = tmp_path / "beats"
+    write_day(folder, "2026-11-01", synthetic_set.signals[:60])
+    settings = ecgmon_env.model_copy(update={"batch_size": 20})
+    start_run(admin, "run-c", "score", {}, str(folder))
+    counts = _score(settings, folder, "run-c")
+    assert counts.n_scored == 60 and calls["n"] > 3
+    with admin.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM scores").scalar() == 60
+    assert _run_row(settings, "run-c")["n_scored"] == 60
