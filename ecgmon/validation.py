@@ -176,6 +176,8 @@ def _one_signal(beat: object, i: int, length: int, reasons: np.ndarray) -> np.nd
         _set(reasons, i, "missing_signal", "signal is missing")
         return np.zeros(length, dtype=np.float32)
     try:
+        if not _all_numbers(beat):  # numpy would parse the text "0.5" as a number
+            raise TypeError
         values = np.asarray(beat, dtype=np.float64).ravel()
     except (TypeError, ValueError):
         _set(reasons, i, "non_numeric_signal", "signal holds values that are not numbers")
@@ -187,6 +189,17 @@ def _one_signal(beat: object, i: int, length: int, reasons: np.ndarray) -> np.nd
     else:
         return values.astype(np.float32)
     return np.zeros(length, dtype=np.float32)
+
+
+def _all_numbers(beat: object) -> bool:
+    """Whether a beat holds only numbers (a missing sample, None, counts as one: it is NaN)."""
+    kind = getattr(beat, "dtype", None)
+    if kind is not None and kind.kind != "O":
+        return kind.kind in "iuf"
+    return all(
+        v is None or (isinstance(v, int | float | np.number) and not isinstance(v, bool))
+        for v in beat  # type: ignore[union-attr]
+    )
 
 
 def _duplicates(ids: np.ndarray, reasons: np.ndarray) -> None:

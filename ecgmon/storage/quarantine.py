@@ -51,9 +51,16 @@ def upsert_rejections(
         }
         for r in rejections
     ]
+    # a row rejected again is pending again (a replay that marked it is stale), under this run
     statement = insert.on_conflict_do_update(
         index_elements=["source", "record_key", "reason"],
-        set_={"detail": insert.excluded.detail, "raw_payload": insert.excluded.raw_payload},
+        set_={
+            "detail": insert.excluded.detail,
+            "raw_payload": insert.excluded.raw_payload,
+            "run_id": insert.excluded.run_id,
+            "rejected_at": insert.excluded.rejected_at,
+            "replayed_at": None,
+        },
     )
     conn.execute(statement, values)
 
@@ -81,13 +88,38 @@ def rejected_rows(
         return [dict(row._mapping) for row in conn.execute(query)]
 
 
+#: Reasons a replay never scores: a repeated id's payload would overwrite the original beat.
+NOT_REPLAYABLE = ("duplicate_record_id",)
+
+
 def pending_rejections(
-    engine: sa.Engine, source: str | None = None, reason: str | None = None
+    engine: sa.Engine,
+    source: str | None = None,
+    reason: str | None = None,
+    after_id: int = 0,
+    limit: int | None = None,
 ) -> list[dict]:
-    """Rows a replay can score again: not yet replayed and with their raw payload kept (a
-    whole-file rejection has none), oldest first."""
-    rows = rejected_rows(engine, reason=reason, source=source)
-    return [row for row in rows if row["raw_payload"] is not None]
+    """Rows a replay can score again, oldest first, at most ``limit`` of them with an id above
+    ``after_id`` (a replay reads them a page at a time): not yet replayed, with their raw payload
+    kept (a whole-file rejection has none), and not a repeat of an id already scored."""
+    rejected = table(engine, "rejected_records")
+    query = (
+        sa.select(rejected)
+        .where(
+            rejected.c.id > after_id,
+            rejected.c.replayed_at.is_(None),
+            rejected.c.raw_payload.is_not(None),
+            rejected.c.reason.not_in(NOT_REPLAYABLE),
+        )
+        .order_by(rejected.c.id)
+    )
+    for column, value in (("reason", reason), ("source", source)):
+        if value is not None:
+            query = query.where(rejected.c[column] == value)
+    if limit is not None:
+        query = query.limit(limit)
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
 
 
 def mark_replayed(engine: sa.Engine, ids: list[int]) -> None:

@@ -205,3 +205,52 @@ def test_a_connection_dropped_inside_the_copy_is_retried(
     with admin.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM scores").scalar() == 60
     assert _run_row(settings, "run-c")["n_scored"] == 60
+
+
+def test_replay_neither_overwrites_originals_nor_scores_text_and_re_rejection_is_pending(
+    ecgmon_env, champion, synthetic_set, tmp_path: Path
+):
+    """A repeated id's payload is never replayed over the original beat; samples written as
+    text stay refused by an unchanged replay; a row rejected again is pending again."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ecgmon.records import Rejection
+    from ecgmon.storage.quarantine import mark_replayed, rejected_rows, upsert_rejections
+    from ecgmon.tasks.replay import replay
+    from tests.badinput import part
+
+    signals = synthetic_set.signals[:4]
+    ids, times = ["r-0", "r-1", "r-1", "r-3"], [f"2026-11-01T00:00:0{i}Z" for i in range(4)]
+    folder = tmp_path / "feed"
+    pq.write_table(
+        pa.table({"record_id": ids, "recorded_at": times, "signal": [list(s) for s in signals]}),
+        part(folder, 0),
+    )
+    text = [[f"{v:.4f}" for v in s] for s in signals[:2]]  # numbers written as text
+    pq.write_table(
+        pa.table({"record_id": ["t-0", "t-1"], "recorded_at": times[:2], "signal": text}),
+        part(folder, 1),
+    )
+    _score(ecgmon_env, folder, "run-1")
+    engine = create_db_engine(ecgmon_env.database_url_plain)
+
+    def loss_of_r1() -> float:
+        with engine.connect() as conn:
+            query = "SELECT loss FROM scores WHERE record_id = 'r-1'"
+            return conn.exec_driver_sql(query).scalar_one()
+
+    before = loss_of_r1()
+    totals = replay(ecgmon_env, run_id="replay-1")
+    assert (totals["n_scored"], totals["n_still_rejected"]) == (0, 2)  # the two text rows
+    assert loss_of_r1() == before
+    pending = {r["reason"] for r in rejected_rows(engine)}
+    assert pending == {"duplicate_record_id", "non_numeric_signal"}
+
+    row = rejected_rows(engine, reason="non_numeric_signal")[0]
+    mark_replayed(engine, [row["id"]])
+    again = Rejection(row["record_key"], row["reason"], "again", row["raw_payload"])
+    with engine.begin() as conn:
+        upsert_rejections(conn, row["source"], "run-2", [again])
+    (after,) = [r for r in rejected_rows(engine, pending_only=False) if r["id"] == row["id"]]
+    assert after["replayed_at"] is None and after["run_id"] == "run-2"
