@@ -75,8 +75,8 @@ _STAGED = (
 _MERGE = (
     f"""INSERT INTO scores ({_BEAT}, is_anomaly, scored_at)
     SELECT {_STAGED}, is_anomaly, :scored_at FROM stage_scores WHERE true
-    ON CONFLICT (record_id, model_version) DO UPDATE SET
-      source = excluded.source, patient_id = excluded.patient_id,
+    ON CONFLICT (record_id, model_version, source) DO UPDATE SET
+      patient_id = excluded.patient_id,
       recorded_at = excluded.recorded_at, loss = excluded.loss,
       threshold_version = excluded.threshold_version, threshold = excluded.threshold,
       score_ratio = excluded.score_ratio, baseline = excluded.baseline, run_id = excluded.run_id,
@@ -84,19 +84,20 @@ _MERGE = (
     # a beat flagged again keeps its alert state: an alert is sent at most once per beat
     f"""INSERT INTO anomalies ({_BEAT}, severity, flagged_at)
     SELECT {_STAGED}, severity, :scored_at FROM stage_scores WHERE is_anomaly
-    ON CONFLICT (record_id, model_version) DO UPDATE SET
+    ON CONFLICT (record_id, model_version, source) DO UPDATE SET
       loss = excluded.loss, threshold_version = excluded.threshold_version,
       threshold = excluded.threshold, score_ratio = excluded.score_ratio,
       severity = excluded.severity, baseline = excluded.baseline""",
 )
 _DELETE_UNFLAGGED = {
     # IN (not a correlated EXISTS): SQLite probes the anomalies primary key per staged id
-    "sqlite": """DELETE FROM anomalies WHERE model_version = :model_version AND record_id IN (
+    "sqlite": """DELETE FROM anomalies WHERE model_version = :model_version
+      AND source = :source AND record_id IN (
       SELECT record_id FROM stage_scores WHERE NOT is_anomaly)""",
     # an array parameter, not the staging table: the planner has no statistics on a fresh temp
     # table and picked a nested loop over it (tens of seconds per batch on a new database)
-    "postgresql": """DELETE FROM anomalies
-      WHERE model_version = :model_version AND record_id = ANY(:unflagged)""",
+    "postgresql": """DELETE FROM anomalies WHERE model_version = :model_version
+      AND source = :source AND record_id = ANY(:unflagged)""",
 }
 _SCORE_COLUMNS = (*(c.strip() for c in _BEAT.split(",")), "is_anomaly", "scored_at")
 _ANOMALY_COLUMNS = (*(c.strip() for c in _BEAT.split(",")), "severity", "flagged_at")

@@ -254,3 +254,18 @@ def test_replay_neither_overwrites_originals_nor_scores_text_and_re_rejection_is
         upsert_rejections(conn, row["source"], "run-2", [again])
     (after,) = [r for r in rejected_rows(engine, pending_only=False) if r["id"] == row["id"]]
     assert after["replayed_at"] is None and after["run_id"] == "run-2"
+
+
+def test_two_sources_with_the_same_record_ids_keep_their_own_scores(
+    ecgmon_env, champion, synthetic_set, tmp_path: Path
+):
+    """Two folders both numbering their beats beat-000000...: neither overwrites the other."""
+    from tests.conftest import write_day
+
+    for name, signals in (("a", synthetic_set.signals[:10]), ("b", synthetic_set.signals[10:20])):
+        write_day(tmp_path / name, "2026-11-01", signals)
+        _score(ecgmon_env, tmp_path / name, f"run-{name}")
+    engine = create_db_engine(ecgmon_env.database_url_plain)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT source, count(*) FROM scores GROUP BY source").all()
+    assert sorted(n for _, n in rows) == [10, 10]
