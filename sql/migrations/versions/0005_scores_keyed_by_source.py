@@ -37,9 +37,8 @@ def _set_key(columns: tuple[str, ...]) -> None:
     for table in TABLES:
         if op.get_bind().dialect.name == "postgresql":
             op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {table}_pkey")
-            op.execute(
-                f"ALTER TABLE {table} ADD CONSTRAINT {table}_pkey PRIMARY KEY ({', '.join(columns)})"
-            )
+            key = ", ".join(columns)
+            op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {table}_pkey PRIMARY KEY ({key})")
             continue
         with warnings.catch_warnings():  # SQLAlchemy notes the copy's key differs: it should
             warnings.simplefilter("ignore")
