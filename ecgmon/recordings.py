@@ -93,6 +93,7 @@ def read_recording(path: Path, lead: str | None = None) -> Recording:
         raise SourceNotFoundError(f"no WFDB header {base.with_suffix('.hea')}")
     try:
         header = wfdb.rdheader(str(base))
+        check_header(base, header)
         channel = header.sig_name.index(lead) if lead else choose_lead(list(header.sig_name))
         record = wfdb.rdrecord(str(base), channels=[channel])
     except (ValueError, OSError) as err:
@@ -101,6 +102,35 @@ def read_recording(path: Path, lead: str | None = None) -> Recording:
     return Recording(
         base.name, str(header.sig_name[channel]), float(record.fs), signal, _record_start(header)
     )
+
+
+#: Bytes per sample of the WFDB storage formats (the data file's size bounds ``sig_len``).
+_FORMAT_BYTES = {"8": 1.0, "16": 2.0, "24": 3.0, "32": 4.0, "61": 2.0, "80": 1.0, "160": 2.0,
+                 "212": 1.5, "310": 4 / 3, "311": 4 / 3}  # fmt: skip
+
+
+def check_header(base: Path, header: wfdb.Record | wfdb.MultiRecord) -> None:
+    """Refuse a header whose data files lie outside its folder (an absolute path, ``..``) or
+    whose ``sig_len`` asks for more samples than its data file holds (raises DataFormatError)."""
+    files = list(getattr(header, "file_name", None) or [])
+    for name in files:
+        if Path(name).is_absolute() or Path(name).name != name:
+            raise DataFormatError(
+                f"WFDB header {base}.hea names data file {name!r} outside its folder"
+            )
+    formats = list(getattr(header, "fmt", None) or [])
+    if not files or len(formats) != len(files) or header.sig_len is None:
+        return
+    per_file: dict[str, float] = {}
+    for name, fmt in zip(files, formats, strict=True):
+        per_file[name] = per_file.get(name, 0.0) + _FORMAT_BYTES.get(str(fmt), 0.0)
+    for name, sample_bytes in per_file.items():
+        path = base.parent / name
+        need = int(header.sig_len * sample_bytes)
+        if path.is_file() and need > path.stat().st_size:
+            raise DataFormatError(
+                f"WFDB header {base}.hea claims {header.sig_len} samples; {name} holds fewer"
+            )
 
 
 def _record_start(header: wfdb.Record | wfdb.MultiRecord) -> datetime:
@@ -250,7 +280,10 @@ def recording_beats(
     already-emitted beat seen again, so they are skipped.
     """
     fs, n = recording.fs, recording.signal.size
-    peaks = detect_r_peaks(recording.signal, fs)
+    try:
+        peaks = detect_r_peaks(recording.signal, fs)
+    except (ValueError, IndexError, ZeroDivisionError, FloatingPointError) as err:
+        raise DataFormatError(f"R-peak detection failed on {recording.name}: {err}") from err
     rr = rr_features(peaks)
     new = complete_mask(peaks, n, fs) & (peaks > watermark + REFRACTORY_S * fs)
     if growing:

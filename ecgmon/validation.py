@@ -127,11 +127,33 @@ def _ids_per_row(values: np.ndarray, reasons: np.ndarray) -> np.ndarray:
     return ids
 
 
+#: Magnitudes above which an epoch number is in ms, µs, ns (below 1e11: seconds, until 5138).
+_EPOCH_UNITS = ((1e17, "ns"), (1e14, "us"), (1e11, "ms"), (0.0, "s"))
+
+
 def _times(values: pd.Series, reasons: np.ndarray) -> pd.DatetimeIndex:
-    parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        parsed = _epoch_times(values)
+    else:
+        parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
     missing = parsed.isna().to_numpy()
     _set_where(reasons, missing, "missing_recorded_at", "recorded_at is missing or not a timestamp")
     return pd.DatetimeIndex(parsed)  # not .to_numpy(): that boxes every tz-aware time
+
+
+def _epoch_times(values: pd.Series) -> pd.Series:
+    """Numbers as Unix epoch times, UTC: seconds unless their magnitude says ms, µs or ns (a
+    plain ``to_datetime`` would read 1790000000 as nanoseconds, i.e. 1970)."""
+    numbers = values.astype("float64")
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    magnitude = numbers.abs()
+    done = numbers.isna()
+    for bound, unit in _EPOCH_UNITS:
+        rows = ~done & (magnitude >= bound)
+        if rows.any():
+            out[rows] = pd.to_datetime(numbers[rows], unit=unit, utc=True, errors="coerce")
+        done |= rows
+    return out
 
 
 def _signals(
