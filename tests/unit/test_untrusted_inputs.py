@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from ecgmon.errors import DataFormatError
-from ecgmon.records import RawBatch, StreamPosition
 from ecgmon.recordings import Recording, read_recording, recording_beats
+from ecgmon.records import RawBatch, StreamPosition
 from ecgmon.validation import validate_batch
 
 
