@@ -82,7 +82,7 @@ def load_judge(settings: Settings, ref: JudgeRef) -> Judge:
     thresholds of its model version and every patient's active model for its input length
     (each artifact checked against its sha256 too)."""
     engine = create_db_engine(settings.database_url_plain)
-    detector = load_detector(engine, ref.model_version)
+    detector = load_detector(engine, ref.model_version, settings.model_store)
     patients = active_patient_thresholds(engine, ref.model_version)
     models = active_patient_models(engine, detector.input_length)
     if models:

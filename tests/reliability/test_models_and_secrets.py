@@ -226,3 +226,23 @@ def test_a_password_in_a_source_url_reaches_neither_our_table_nor_prefect(
     sources = [r.parameters.get("source") for r in stored]
     assert sources.count("env:ECGMON_SOURCE_URL") >= 2, sources  # the score and backfill runs
     assert PASSWORD not in repr([r.parameters for r in stored])
+
+
+def test_a_registry_row_pointing_outside_the_model_store_is_refused(ecgmon_env, champion, tmp_path):
+    """The artifacts copied elsewhere (so their sha256 still matches) and the registry row
+    pointed there: scoring refuses to load them."""
+    import shutil
+
+    from ecgmon.models.registry.versions import get_version
+    from ecgmon.tasks.scoring import load_judge, resolve_judge
+
+    engine = create_db_engine(ecgmon_env.database_url_plain)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(get_version(engine, champion)["artifact_uri"], elsewhere)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE model_versions SET artifact_uri = :u WHERE version = :v"),
+            {"u": str(elsewhere), "v": champion},
+        )
+    with pytest.raises(ArtifactIntegrityError, match="outside the model store"):
+        load_judge(ecgmon_env, resolve_judge(ecgmon_env))
