@@ -103,6 +103,7 @@ def score_batches(
     judge: Judge | Future[Judge],
     run_id: str,
     batches: Iterable[RawBatch],
+    lock_held: Callable[[], None] | None = None,
 ) -> ScoreCounts:
     """Validate, score and commit each raw batch in its own transaction; returns the counts.
 
@@ -118,6 +119,8 @@ def score_batches(
         return BatchScorer(judge, source.key, run_id, busy)
 
     def commit(write: BatchWrite, in_turn: Callable[[], None]) -> None:
+        if lock_held is not None:
+            lock_held()  # no commit once the source's run lock is lost
         retry_transient(lambda: commit_batch(engine, write, in_turn), what="commit")
         _count(counts, write)  # in turn: the next batch waits until this one is done
 
@@ -222,11 +225,10 @@ def score_new_records(
         judge = loader.submit(load)
         length = get_version(engine, ref.model_version)["input_length"]  # beats are cut to it
         source = bound_window(open_source(source_spec, table, length), as_of)
-        with source_lock(engine, source.key):  # a concurrent run waits, then sees our watermark
-            marks = read_watermarks(engine, source.key)
-            counts = score_batches(
-                settings, source, judge, run_id, source.new_batches(marks, settings.batch_size)
-            )
+        with source_lock(engine, source.key) as held:  # a concurrent run waits, then sees
+            marks = read_watermarks(engine, source.key)  # our watermark
+            batches = source.new_batches(marks, settings.batch_size)
+            counts = score_batches(settings, source, judge, run_id, batches, held)
     counts.stage_seconds["load_model"] = loaded[0] if loaded else 0.0
     return counts
 

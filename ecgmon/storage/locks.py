@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,23 +44,34 @@ def lock_key(source_key: str) -> int:
     return int.from_bytes(digest[:4], "big", signed=True)
 
 
+class SourceLockLostError(EcgmonError):
+    """The run lock of a source was lost during the run (its connection ended)."""
+
+
+def _always_held() -> None:
+    """The check of a lock the kernel holds for the process (flock) or of no lock: nothing."""
+
+
 @contextmanager
-def source_lock(engine: Engine, source_key: str, wait: bool = True) -> Iterator[None]:
+def source_lock(engine: Engine, source_key: str, wait: bool = True) -> Iterator[Callable[[], None]]:
     """Hold the run lock of ``source_key`` for the block (wait for it, or raise when busy).
 
-    Any stable name works as a key: the model registry takes one to allocate versions."""
+    Yields a check that raises :class:`SourceLockLostError` if the lock is no longer held: a
+    PostgreSQL advisory lock ends with its connection, so a writer calls the check before each
+    commit (one round trip a batch) rather than write on unguarded. Any stable name works as a
+    key: the model registry takes one to allocate versions."""
     if engine.dialect.name == "postgresql":
-        with _pg_lock(engine, source_key, wait):
-            yield
+        with _pg_lock(engine, source_key, wait) as held:
+            yield held
     elif engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
         with _file_lock(Path(engine.url.database), source_key, wait):
-            yield
+            yield _always_held
     else:
-        yield
+        yield _always_held
 
 
 @contextmanager
-def _pg_lock(engine: Engine, source_key: str, wait: bool) -> Iterator[None]:
+def _pg_lock(engine: Engine, source_key: str, wait: bool) -> Iterator[Callable[[], None]]:
     key = lock_key(source_key)
     with engine.connect() as conn:
         if wait:
@@ -70,11 +82,29 @@ def _pg_lock(engine: Engine, source_key: str, wait: bool) -> Iterator[None]:
             raise SourceBusyError(f"another run is scoring {source_key}; try again later")
         conn.commit()
         log.debug("holding the run lock of %s", source_key)
+        guard = threading.Lock()  # writer threads share the lock's connection for the check
+
+        def held() -> None:
+            try:
+                with guard:
+                    conn.exec_driver_sql("SELECT 1")
+                    conn.commit()
+            except (sa.exc.DBAPIError, psycopg.Error) as err:
+                raise SourceLockLostError(
+                    f"the run lock of {source_key} was lost (its connection ended); stopping "
+                    "before the next commit"
+                ) from err
+
         try:
-            yield
+            yield held
         finally:
-            conn.execute(sa.text("SELECT pg_advisory_unlock(:c, :k)"), {"c": LOCK_CLASS, "k": key})
-            conn.commit()
+            try:
+                conn.execute(
+                    sa.text("SELECT pg_advisory_unlock(:c, :k)"), {"c": LOCK_CLASS, "k": key}
+                )
+                conn.commit()
+            except (sa.exc.SQLAlchemyError, psycopg.Error):  # the connection, and lock, are gone
+                log.warning("the run lock of %s had been lost", source_key)
 
 
 @contextmanager

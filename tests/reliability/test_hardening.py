@@ -269,3 +269,41 @@ def test_two_sources_with_the_same_record_ids_keep_their_own_scores(
     with engine.connect() as conn:
         rows = conn.exec_driver_sql("SELECT source, count(*) FROM scores GROUP BY source").all()
     assert sorted(n for _, n in rows) == [10, 10]
+
+
+def test_a_lost_run_lock_stops_the_run_before_its_next_commit(
+    ecgmon_env, champion, synthetic_set, tmp_path: Path, monkeypatch
+):
+    """The advisory lock's connection ends after batch 1 (the server ends it): the run stops
+    with SourceLockLostError instead of writing on without the lock."""
+    import ecgmon.tasks.scoring as scoring
+    from ecgmon.sources import open_source
+    from ecgmon.storage.locks import LOCK_CLASS, SourceLockLostError, lock_key
+    from tests.conftest import write_day
+
+    if not ecgmon_env.database_url_plain.startswith("postgresql"):
+        pytest.skip("the advisory lock is PostgreSQL's (SQLite's flock ends with the process)")
+    admin = create_db_engine(ecgmon_env.database_url_plain)
+    folder = tmp_path / "beats"
+    write_day(folder, "2026-11-01", synthetic_set.signals[:60])
+    key = lock_key(open_source(str(folder), None).key) & 0xFFFFFFFF
+    real = scoring.commit_batch
+
+    def end_the_lock_after_the_first(*args, **kw) -> None:
+        real(*args, **kw)
+        with admin.connect() as conn:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                    " AND classid = :c AND objid = :k AND database = ("
+                    "SELECT oid FROM pg_database WHERE datname = current_database())"
+                ),
+                {"c": LOCK_CLASS, "k": key},
+            )
+
+    monkeypatch.setattr(scoring, "commit_batch", end_the_lock_after_the_first)
+    settings = ecgmon_env.model_copy(update={"batch_size": 20})
+    with pytest.raises(SourceLockLostError):
+        _score(settings, folder, "run-l")
+    with admin.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM scores").scalar() == 20
