@@ -119,9 +119,12 @@ def score_batches(
         return BatchScorer(judge, source.key, run_id, busy)
 
     def commit(write: BatchWrite, in_turn: Callable[[], None]) -> None:
-        if lock_held is not None:
-            lock_held()  # no commit once the source's run lock is lost
-        retry_transient(lambda: commit_batch(engine, write, in_turn), what="commit")
+        def in_turn_and_locked() -> None:
+            in_turn()
+            if lock_held is not None:  # checked in turn: after every earlier batch committed
+                lock_held()  # no watermark moves once the source's run lock is lost
+
+        retry_transient(lambda: commit_batch(engine, write, in_turn_and_locked), what="commit")
         _count(counts, write)  # in turn: the next batch waits until this one is done
 
     writers = PARALLEL_WRITERS.get(engine.dialect.name, 1)
