@@ -11,6 +11,7 @@ callable and imports no model or storage code.
 from __future__ import annotations
 
 import itertools
+import logging
 import queue
 import threading
 import time
@@ -18,11 +19,14 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from typing import TypeVar
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")  # a batch as read
 W = TypeVar("W")  # what scoring a batch gives, to be committed
 #: Batches each pipeline queue holds (read-ahead, and scored-but-uncommitted).
 PIPELINE_DEPTH = 2
+#: Seconds a stopped pipeline waits for its reader thread to end its current read.
+READER_JOIN_SECONDS = 30.0
 #: ``commit(write, in_turn)``: writes one batch in one transaction and calls ``in_turn()`` inside
 #: it before anything that must stay in batch order (a watermark); ``in_turn`` blocks until every
 #: earlier batch is done and raises if one of them failed, so the transaction rolls back.
@@ -95,6 +99,7 @@ class _Committer:
         self.commit, self.busy = commit, busy
         self.queue: queue.Queue[tuple[int, object] | None] = queue.Queue(PIPELINE_DEPTH)
         self.error: BaseException | None = None
+        self.failed: int | None = None  # the earliest batch whose commit failed
         self.sent = 0  # batches queued so far
         self.turn = 0  # the batch whose commit is next in order
         self.order = threading.Condition()
@@ -137,20 +142,27 @@ class _Committer:
             number, write = item
             started = time.perf_counter()
             try:
-                if self.error is None:  # after a failed commit nothing later is committed
+                if not self._failed_before(number):  # nothing after a failed commit is committed
                     self.commit(write, lambda number=number: self._wait_turn(number))
                     self.busy.add("commit", started)  # in turn: one writer at a time here
             except BaseException as err:  # noqa: BLE001 - re-raised in the scoring thread
                 with self.order:
-                    self.error = self.error or err
+                    if self.failed is None or number < self.failed:  # the earliest error wins
+                        self.error, self.failed = err, number
             finally:
                 self._done(number)
 
+    def _failed_before(self, number: int) -> bool:
+        """Whether a batch before ``number`` failed (a later one's failure does not count)."""
+        with self.order:
+            return self.failed is not None and self.failed < number
+
     def _wait_turn(self, number: int) -> None:
-        """Block until every earlier batch is done; raise if one of them failed."""
+        """Block until every earlier batch is done; raise if one of them failed (a later batch
+        that failed first does not stop this one: it is still committed, in order)."""
         with self.order:
             self.order.wait_for(lambda: self.turn == number)
-            if self.error is not None:
+            if self.failed is not None and self.failed < number:
                 raise EarlierBatchError(f"batch {number} not committed: an earlier batch failed")
 
     def _done(self, number: int) -> None:
@@ -165,24 +177,33 @@ class EarlierBatchError(RuntimeError):
 
 
 def prefetch(items: Iterable[T], depth: int) -> Iterator[T]:
-    """Iterate ``items`` in a reader thread, at most ``depth`` ahead; re-raises its errors."""
+    """Iterate ``items`` in a reader thread, at most ``depth`` ahead; re-raises its errors.
+
+    Every hand-over of the reader (items, the end marker, an error) gives up once the consumer
+    has stopped, so a consumer that stops early never leaves the reader blocked on a full queue;
+    the reader is joined for at most ``READER_JOIN_SECONDS`` (it may be inside a slow read).
+    """
     slots: queue.Queue[tuple[str, object]] = queue.Queue(depth)
     stop = threading.Event()
+
+    def hand_on(kind: str, value: object) -> bool:
+        """Put one slot, waiting while the queue is full; False once the consumer stopped."""
+        while not stop.is_set():
+            try:
+                slots.put((kind, value), timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def read() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        slots.put(("item", item), timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not hand_on("item", item):
                     return
-            slots.put(("end", None))
+            hand_on("end", None)
         except BaseException as err:  # noqa: BLE001 - re-raised in the consuming thread
-            slots.put(("error", err))
+            hand_on("error", err)
 
     reader = threading.Thread(target=read, name="ecgmon-read", daemon=True)
     reader.start()
@@ -196,4 +217,6 @@ def prefetch(items: Iterable[T], depth: int) -> Iterator[T]:
             yield value  # type: ignore[misc]
     finally:
         stop.set()
-        reader.join()
+        reader.join(READER_JOIN_SECONDS)
+        if reader.is_alive():  # a daemon thread: it ends with its read, or with the process
+            log.warning("the reader thread is still reading; not waiting for it")

@@ -120,6 +120,7 @@ def read_recording(
     base = _base(path)
     try:
         header = wfdb.rdheader(str(base))
+        check_header(base, header)
         channel = header.sig_name.index(lead) if lead else choose_lead(list(header.sig_name))
         record = wfdb.rdrecord(str(base), sampfrom=sampfrom, sampto=sampto, channels=[channel])
     except (ValueError, OSError) as err:
@@ -127,6 +128,35 @@ def read_recording(
     signal = np.nan_to_num(record.p_signal[:, 0].astype(np.float64))
     name, lead_name = base.name, str(header.sig_name[channel])
     return Recording(name, lead_name, float(record.fs), signal, _record_start(header), sampfrom)
+
+
+#: Bytes per sample of the WFDB storage formats (the data file's size bounds ``sig_len``).
+_FORMAT_BYTES = {"8": 1.0, "16": 2.0, "24": 3.0, "32": 4.0, "61": 2.0, "80": 1.0, "160": 2.0,
+                 "212": 1.5, "310": 4 / 3, "311": 4 / 3}  # fmt: skip
+
+
+def check_header(base: Path, header: wfdb.Record | wfdb.MultiRecord) -> None:
+    """Refuse a header whose data files lie outside its folder (an absolute path, ``..``) or
+    whose ``sig_len`` asks for more samples than its data file holds (raises DataFormatError)."""
+    files = list(getattr(header, "file_name", None) or [])
+    for name in files:
+        if Path(name).is_absolute() or Path(name).name != name:
+            raise DataFormatError(
+                f"WFDB header {base}.hea names data file {name!r} outside its folder"
+            )
+    formats = list(getattr(header, "fmt", None) or [])
+    if not files or len(formats) != len(files) or header.sig_len is None:
+        return
+    per_file: dict[str, float] = {}
+    for name, fmt in zip(files, formats, strict=True):
+        per_file[name] = per_file.get(name, 0.0) + _FORMAT_BYTES.get(str(fmt), 0.0)
+    for name, sample_bytes in per_file.items():
+        path = base.parent / name
+        need = int(header.sig_len * sample_bytes)
+        if path.is_file() and need > path.stat().st_size:
+            raise DataFormatError(
+                f"WFDB header {base}.hea claims {header.sig_len} samples; {name} holds fewer"
+            )
 
 
 def _record_start(header: wfdb.Record | wfdb.MultiRecord) -> datetime:
@@ -286,7 +316,10 @@ def recording_beats(
     """
     fs, n, offset = recording.fs, recording.signal.size, recording.offset
     cleaned = clean_signal(recording.signal, fs)
-    local = detect_r_peaks(recording.signal, fs, cleaned=cleaned)
+    try:
+        local = detect_r_peaks(recording.signal, fs, cleaned=cleaned)
+    except (ValueError, IndexError, ZeroDivisionError, FloatingPointError) as err:
+        raise DataFormatError(f"R-peak detection failed on {recording.name}: {err}") from err
     rr = rr_features(local)
     new = complete_mask(local, n, fs) & (local + offset > watermark + REFRACTORY_S * fs)
     if growing:

@@ -12,7 +12,16 @@ import pyarrow.compute as pc
 from ecgmon.records import RawBatch, Rejection, ValidBeats, as_objects
 
 MAX_ABS_AMPLITUDE = 1e4
-MAX_ID_LENGTH = 256
+MAX_ID_LENGTH = 256  # characters of scores.record_id
+MAX_PATIENT_ID_LENGTH = 128  # characters of scores.patient_id
+#: Bytes an id may take in UTF-8 and still be compared with earlier ones (4 per character);
+#: a longer id is rejected as too long anyway and takes no part in the repeat check.
+MAX_ID_BYTES = 4 * MAX_ID_LENGTH
+#: Samples of a rejected row's signal kept in its raw payload; a longer signal is cut there and
+#: its payload says how long it was (``signal_samples``), so one row cannot flood the quarantine.
+MAX_PAYLOAD_SAMPLES = 4_096
+#: A NUL character: PostgreSQL text cannot hold it (SQLite can), so an id with one is rejected.
+NUL = "\x00"
 
 
 def validate_batch(
@@ -20,9 +29,9 @@ def validate_batch(
 ) -> tuple[ValidBeats, list[Rejection]]:
     """Split a raw batch into valid beats of ``input_length`` samples and rejections.
 
-    Reasons: missing_record_id, record_id_too_long, missing_recorded_at, duplicate_record_id,
-    missing_signal, empty_signal, wrong_length, non_numeric_signal, non_finite,
-    implausible_amplitude.
+    Reasons: missing_record_id, record_id_too_long, nul_in_id, patient_id_too_long,
+    missing_recorded_at, duplicate_record_id, missing_signal, empty_signal, wrong_length,
+    non_numeric_signal, non_finite, implausible_amplitude.
     Conservation: ``len(valid) + len(rejections) == len(raw) + len(raw.rejections)``.
     A row's first failing check (in that order of checks) is its reason. Checks are vectorised:
     Python runs per row only for rejected rows and for signals that are not one float array.
@@ -30,6 +39,8 @@ def validate_batch(
     n = len(raw)
     reasons = np.full(n, None, dtype=object)
     ids, distinct = _ids(raw.record_id, reasons)
+    patients = _patients(raw.patient_id)
+    _check_patients(patients, reasons)
     times = _times(raw.recorded_at, reasons)
     if raw.signal_problem is not None:
         _not_numbers(raw.signals, raw.signal_problem, reasons)
@@ -43,7 +54,6 @@ def validate_batch(
         rejections.append(Rejection(_key(raw, ids[i].as_py(), i), reason, detail, _payload(raw, i)))
     everything = bool(ok.all())
     keep = None if everything else pa.array(ok)
-    patients = _patients(raw.patient_id)
     valid = ValidBeats(
         record_id=ids if everything else ids.filter(keep),
         recorded_at=times if everything else times[ok],
@@ -83,6 +93,8 @@ def _ids(values: np.ndarray | pa.Array, reasons: np.ndarray) -> tuple[pa.Array, 
         text = pc.if_else(pa.array(missing), pa.scalar(None, pa.string()), text)
     for i in np.flatnonzero(lengths > MAX_ID_LENGTH):
         _set(reasons, i, "record_id_too_long", f"record_id has {lengths[i]} characters")
+    nul = pc.match_substring(text, NUL).fill_null(False).to_numpy(zero_copy_only=False)
+    _set_where(reasons, nul, "nul_in_id", "record_id holds a NUL character")
     return text, distinct
 
 
@@ -109,15 +121,39 @@ def _ids_per_row(values: np.ndarray, reasons: np.ndarray) -> np.ndarray:
             text = None
         elif len(text) > MAX_ID_LENGTH:
             _set(reasons, i, "record_id_too_long", f"record_id has {len(text)} characters")
+        elif NUL in text:
+            _set(reasons, i, "nul_in_id", "record_id holds a NUL character")
         ids[i] = text
     return ids
 
 
+#: Magnitudes above which an epoch number is in ms, µs, ns (below 1e11: seconds, until 5138).
+_EPOCH_UNITS = ((1e17, "ns"), (1e14, "us"), (1e11, "ms"), (0.0, "s"))
+
+
 def _times(values: pd.Series, reasons: np.ndarray) -> pd.DatetimeIndex:
-    parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        parsed = _epoch_times(values)
+    else:
+        parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
     missing = parsed.isna().to_numpy()
     _set_where(reasons, missing, "missing_recorded_at", "recorded_at is missing or not a timestamp")
     return pd.DatetimeIndex(parsed)  # not .to_numpy(): that boxes every tz-aware time
+
+
+def _epoch_times(values: pd.Series) -> pd.Series:
+    """Numbers as Unix epoch times, UTC: seconds unless their magnitude says ms, µs or ns (a
+    plain ``to_datetime`` would read 1790000000 as nanoseconds, i.e. 1970)."""
+    numbers = values.astype("float64")
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    magnitude = numbers.abs()
+    done = numbers.isna()
+    for bound, unit in _EPOCH_UNITS:
+        rows = ~done & (magnitude >= bound)
+        if rows.any():
+            out[rows] = pd.to_datetime(numbers[rows], unit=unit, utc=True, errors="coerce")
+        done |= rows
+    return out
 
 
 def _signals(
@@ -162,6 +198,8 @@ def _one_signal(beat: object, i: int, length: int, reasons: np.ndarray) -> np.nd
         _set(reasons, i, "missing_signal", "signal is missing")
         return np.zeros(length, dtype=np.float32)
     try:
+        if not _all_numbers(beat):  # numpy would parse the text "0.5" as a number
+            raise TypeError
         values = np.asarray(beat, dtype=np.float64).ravel()
     except (TypeError, ValueError):
         _set(reasons, i, "non_numeric_signal", "signal holds values that are not numbers")
@@ -173,6 +211,17 @@ def _one_signal(beat: object, i: int, length: int, reasons: np.ndarray) -> np.nd
     else:
         return values.astype(np.float32)
     return np.zeros(length, dtype=np.float32)
+
+
+def _all_numbers(beat: object) -> bool:
+    """Whether a beat holds only numbers (a missing sample, None, counts as one: it is NaN)."""
+    kind = getattr(beat, "dtype", None)
+    if kind is not None and kind.kind != "O":
+        return kind.kind in "iuf"
+    return all(
+        v is None or (isinstance(v, int | float | np.number) and not isinstance(v, bool))
+        for v in beat  # type: ignore[union-attr]
+    )
 
 
 def _duplicates(ids: np.ndarray, reasons: np.ndarray) -> None:
@@ -201,6 +250,16 @@ def _patients(values: np.ndarray | pa.Array) -> pa.Array:
     return pa.array(text, pa.string())
 
 
+def _check_patients(patients: pa.Array, reasons: np.ndarray) -> None:
+    """Reject patient ids longer than their column or holding a NUL character (either would
+    make every PostgreSQL write of the batch fail)."""
+    lengths = pc.utf8_length(patients).fill_null(0).to_numpy(zero_copy_only=False)
+    for i in np.flatnonzero(lengths > MAX_PATIENT_ID_LENGTH):
+        _set(reasons, i, "patient_id_too_long", f"patient_id has {lengths[i]} characters")
+    nul = pc.match_substring(patients, NUL).fill_null(False).to_numpy(zero_copy_only=False)
+    _set_where(reasons, nul, "nul_in_id", "patient_id holds a NUL character")
+
+
 def _set_where(reasons: np.ndarray, mask: np.ndarray, reason: str, detail: str) -> None:
     """Give rows in ``mask`` that have no reason yet this one."""
     rows = np.flatnonzero(mask)
@@ -218,14 +277,25 @@ def _key(raw: RawBatch, record_id: str | None, i: int) -> str:
 
 
 def _payload(raw: RawBatch, i: int) -> str:
-    """The raw row as JSON, so a fixed row can be replayed; non-JSON values become strings."""
+    """The raw row as JSON, so a fixed row can be replayed; non-JSON values become strings.
+
+    At most ``MAX_PAYLOAD_SAMPLES`` samples are kept; a longer signal is cut and its length
+    kept as ``signal_samples`` (a replay rejects it again as ``wrong_length``)."""
     beat = raw.signals[i]
-    signal = None if beat is None else np.asarray(beat, dtype=object).ravel().tolist()
+    extra: dict[str, int] = {}
+    signal = None
+    if beat is not None:
+        values = np.asarray(beat, dtype=object).ravel()
+        if values.size > MAX_PAYLOAD_SAMPLES:
+            extra["signal_samples"] = int(values.size)
+            values = values[:MAX_PAYLOAD_SAMPLES]
+        signal = values.tolist()
     row = {
         "record_id": _item(raw.record_id, i),
         "recorded_at": raw.recorded_at.iloc[i],
         "patient_id": _item(raw.patient_id, i),
         "signal": signal,
+        **extra,
     }
     return json.dumps(row, default=str, allow_nan=True)
 
@@ -274,6 +344,7 @@ class SeenIds:
 
 _M1, _M2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)  # MurmurHash3 fmix64
 _SEED = np.uint64(0x9E3779B97F4A7C15)
+HASH_CHUNK_BYTES = 1 << 20  # padded id bytes hashed at a time (their index array is 8x that)
 
 
 def _fmix(h: np.ndarray) -> np.ndarray:
@@ -304,6 +375,9 @@ def hash_strings(values: pa.Array) -> np.ndarray:
     data = np.frombuffer(data_buffer or b"", np.uint8)
     lengths = np.diff(offsets)
     width = max(8, -(-int(lengths.max()) // 8) * 8)
+    rows = max(1, HASH_CHUNK_BYTES // width)
+    if n > rows:  # the padded bytes of a chunk of rows at a time: memory bounded
+        return np.concatenate([hash_strings(values.slice(i, rows)) for i in range(0, n, rows)])
     columns = np.arange(width)
     index = offsets[:-1, None] + columns  # each string's bytes and those after it ...
     np.minimum(index, max(len(data) - 1, 0), out=index)
@@ -324,7 +398,7 @@ def split_repeats(raw: RawBatch, seen: SeenIds | set[str]) -> tuple[RawBatch, li
     ids. Returns the raw batch without the repeated rows and one ``duplicate_record_id``
     rejection per repeated row.
     """
-    ids = _trimmed_ids(raw.record_id)
+    ids = _comparable(_trimmed_ids(raw.record_id))
     if isinstance(seen, SeenIds):
         repeat = seen.check_and_add(ids)
     else:
@@ -358,6 +432,15 @@ def split_repeats(raw: RawBatch, seen: SeenIds | set[str]) -> tuple[RawBatch, li
         signal_problem=raw.signal_problem,
     )
     return kept, rejections
+
+
+def _comparable(ids: pa.Array) -> pa.Array:
+    """Ids (n,) with those over ``MAX_ID_BYTES`` bytes nulled: validation rejects them as too
+    long, and hashing them would cost memory in proportion to the longest id times the batch."""
+    too_long = pc.greater(pc.binary_length(ids), MAX_ID_BYTES).fill_null(False)
+    if not pc.any(too_long).as_py():
+        return ids
+    return pc.if_else(too_long, pa.scalar(None, pa.string()), ids)
 
 
 def _trimmed_ids(values: np.ndarray | pa.Array) -> pa.Array:

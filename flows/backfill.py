@@ -16,7 +16,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from ecgmon.errors import ConfigurationError
 from ecgmon.progress import step
 from ecgmon.settings import get_settings
-from ecgmon.sources import open_source
+from ecgmon.sources import open_source, refuse_secret_source, shown_source
 from ecgmon.storage.engine import create_db_engine
 from ecgmon.tasks.backfill import backfill_day_task, days_in_range, done_days
 from ecgmon.tasks.progress import progress_artifact
@@ -83,17 +83,19 @@ def backfill_flow(
     """
     if start is None or end is None:
         raise ConfigurationError("a backfill needs both start and end dates (YYYY-MM-DD)")
+    refuse_secret_source(source)  # flow parameters are stored: a password goes in env:NAME
     settings = get_settings(batch_size=batch_size)
     runner = make_task_runner(task_runner, dask_address, workers)
+    shown = shown_source(source)
     params = {
-        "source": source,
+        "source": shown,
         "start": start,
         "end": end,
         "model_version": model_version,
         "table": table,
         "task_runner": task_runner,
     }
-    with recorded_run(settings, "backfill", params, source) as run_id:
+    with recorded_run(settings, "backfill", params, shown) as run_id:
         ref = resolve_judge_task(settings, model_version)
         src = open_source(source, table)
         days = days_in_range(src, start, end)

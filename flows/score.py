@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 
@@ -10,7 +9,8 @@ from prefect import flow
 
 from ecgmon.recordings import is_wfdb_folder
 from ecgmon.settings import get_settings
-from ecgmon.storage.engine import create_db_engine, redact_url
+from ecgmon.sources import refuse_secret_source, shown_source
+from ecgmon.storage.engine import create_db_engine
 from ecgmon.tasks.alerts import alert_run_task
 from ecgmon.tasks.baseline import auto_baselines_task
 from ecgmon.tasks.flagged_beats import publish_flagged_beats_task, wants_pictures
@@ -32,6 +32,7 @@ def score_flow(
     ``env:VAR`` with ``table``, or a WFDB folder) with the champion model (and each patient's
     own model); then drift, alert, summary, and for a WFDB folder the top flagged beats in
     context."""
+    refuse_secret_source(source)  # flow parameters are stored: a password goes in env:NAME
     settings = get_settings(batch_size=batch_size)
     as_of = window_end(as_of)
     shown = safe_source(source)  # a database URL may hold a password: never stored or logged
@@ -74,9 +75,7 @@ def score_flow(
 
 def safe_source(spec: str) -> str:
     """A source as it may be shown: database URLs (also ``env:NAME``) with the password masked."""
-    if spec.startswith("env:"):
-        spec = os.environ.get(spec[4:], spec)
-    return redact_url(spec) if "://" in spec else spec
+    return shown_source(spec)
 
 
 def window_end(as_of: datetime | None) -> datetime:

@@ -30,6 +30,8 @@ from ecgmon.validation import validate_batch
 
 #: The stream under which a source's replayed rows move its watermarks.
 REPLAY_STREAM = "replay"
+#: Quarantined rows replayed per page.
+REPLAY_PAGE = 5_000
 
 
 def payload_batch(source: str, rows: list[dict]) -> RawBatch:
@@ -47,17 +49,25 @@ def payload_batch(source: str, rows: list[dict]) -> RawBatch:
     )
 
 
+#: Texts of non-finite floats a payload may hold as strings; every other string stays text.
+_NON_FINITE = frozenset({"nan", "inf", "-inf", "infinity", "-infinity"})
+
+
 def _numbers(values: list | None) -> list | None:
-    """JSON samples back to floats ("nan" strings included); anything else stays as it is."""
+    """JSON samples back to floats: numbers, and the strings of NaN or infinity; any other value
+    (text such as "0.5", true/false) stays as it is, so a row refused for its types is refused
+    again by an unchanged validation."""
     if values is None:
         return None
-    out = []
-    for value in values:
-        try:
-            out.append(float(value))
-        except (TypeError, ValueError):
-            out.append(value)
-    return out
+    return [_number(value) for value in values]
+
+
+def _number(value: object) -> object:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and value.strip().lower() in _NON_FINITE:
+        return float(value)
+    return value
 
 
 def _row_id(row: dict) -> str | None:
@@ -75,17 +85,20 @@ def replay(
     """Re-validate and score pending quarantined rows (of one source or reason, if given) under
     ``run_id`` (default: the current flow run's); returns counts per outcome."""
     engine = create_db_engine(settings.database_url_plain)
-    rows = pending_rejections(engine, source=source, reason=reason)
     judge = load_judge(settings, resolve_judge(settings))
     run_id = run_id or current_run_id()
-    totals = {"run_id": run_id, "n_replayed": len(rows), "n_scored": 0, "n_still_rejected": 0}
-    by_source: dict[str, list[dict]] = {}
-    for row in rows:
-        by_source.setdefault(row["source"], []).append(row)
-    for key, group in by_source.items():
-        n_scored, n_still_rejected = replay_source(engine, judge, run_id, key, group)
-        totals["n_scored"] += n_scored
-        totals["n_still_rejected"] += n_still_rejected
+    totals = {"run_id": run_id, "n_replayed": 0, "n_scored": 0, "n_still_rejected": 0}
+    after = 0
+    while rows := pending_rejections(engine, source, reason, after_id=after, limit=REPLAY_PAGE):
+        after = rows[-1]["id"]  # a page at a time: memory bounded by the page, not the backlog
+        totals["n_replayed"] += len(rows)
+        by_source: dict[str, list[dict]] = {}
+        for row in rows:
+            by_source.setdefault(row["source"], []).append(row)
+        for key, group in by_source.items():
+            n_scored, n_still_rejected = replay_source(engine, judge, run_id, key, group)
+            totals["n_scored"] += n_scored
+            totals["n_still_rejected"] += n_still_rejected
     return totals
 
 

@@ -14,6 +14,7 @@ from prefect.runtime import flow_run
 
 from ecgmon.errors import EcgmonError
 from ecgmon.settings import Settings
+from ecgmon.sources import shown_source
 from ecgmon.storage.engine import create_db_engine
 from ecgmon.storage.locks import run_is_alive, run_lock
 from ecgmon.storage.runs import finish_run, mark_dead_runs, start_run
@@ -28,8 +29,10 @@ def current_run_id() -> str:
 def start_run_task(
     settings: Settings, run_id: str, flow: str, parameters: dict, source: str | None
 ) -> str:
-    """Record the run as running."""
-    start_run(create_db_engine(settings.database_url_plain), run_id, flow, parameters, source)
+    """Record the run as running (any database URL among the parameters with secrets masked)."""
+    shown = {k: shown_source(v) if isinstance(v, str) else v for k, v in parameters.items()}
+    source = shown_source(source) if source is not None else None
+    start_run(create_db_engine(settings.database_url_plain), run_id, flow, shown, source)
     return run_id
 
 

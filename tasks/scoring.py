@@ -83,7 +83,7 @@ def load_judge(settings: Settings, ref: JudgeRef) -> Judge:
     thresholds of its model version and every patient's active model for its input length
     (each artifact checked against its sha256 too)."""
     engine = create_db_engine(settings.database_url_plain)
-    detector = load_detector(engine, ref.model_version)
+    detector = load_detector(engine, ref.model_version, settings.model_store)
     patients = active_patient_thresholds(engine, ref.model_version)
     models = active_patient_models(engine, detector.input_length)
     if models:
@@ -104,6 +104,7 @@ def score_batches(
     judge: Judge | Future[Judge],
     run_id: str,
     batches: Iterable[RawBatch],
+    lock_held: Callable[[], None] | None = None,
 ) -> ScoreCounts:
     """Validate, score and commit each raw batch in its own transaction; returns the counts.
 
@@ -119,7 +120,12 @@ def score_batches(
         return BatchScorer(judge, source.key, run_id, busy)
 
     def commit(write: BatchWrite, in_turn: Callable[[], None]) -> None:
-        retry_transient(lambda: commit_batch(engine, write, in_turn), what="commit")
+        def in_turn_and_locked() -> None:
+            in_turn()
+            if lock_held is not None:  # checked in turn: after every earlier batch committed
+                lock_held()  # no watermark moves once the source's run lock is lost
+
+        retry_transient(lambda: commit_batch(engine, write, in_turn_and_locked), what="commit")
         before = counts.n_read
         _count(counts, write)  # in turn: the next batch waits until this one is done
         step("records", advance=counts.n_read - before)
@@ -225,13 +231,12 @@ def score_new_records(
         judge = loader.submit(load)
         length = get_version(engine, ref.model_version)["input_length"]  # beats are cut to it
         source = bound_window(open_source(source_spec, table, length), as_of)
-        with source_lock(engine, source.key):  # a concurrent run waits, then sees our watermark
-            marks = read_watermarks(engine, source.key)
+        with source_lock(engine, source.key) as held:  # a concurrent run waits, then sees
+            marks = read_watermarks(engine, source.key)  # our watermark
             pending = getattr(source, "pending_rows", None)  # sources that can count ahead
             step("records", total=pending(marks) if callable(pending) else None)
-            counts = score_batches(
-                settings, source, judge, run_id, source.new_batches(marks, settings.batch_size)
-            )
+            batches = source.new_batches(marks, settings.batch_size)
+            counts = score_batches(settings, source, judge, run_id, batches, held)
     counts.stage_seconds["load_model"] = loaded[0] if loaded else 0.0
     return counts
 

@@ -333,5 +333,27 @@ def corpus() -> list[BadCase]:
             after_first_batch=_remove_second,
             batch_size=3,
         ),
+        # poison rows and size attacks: each row is quarantined, the rest of its batch scored
+        BadCase(
+            "patient_id_too_long",
+            _edit("pl", _set("patient_id", 1, "p" * 129)),
+            ("patient_id_too_long",),
+        ),  # fmt: skip
+        BadCase(
+            "nul_in_record_id", _edit("nr", _set("record_id", 1, "nr-\x00-1")), ("nul_in_id",)
+        ),  # fmt: skip
+        BadCase(
+            "nul_in_patient_id", _edit("np", _set("patient_id", 1, "p\x001")), ("nul_in_id",)
+        ),  # fmt: skip
+        BadCase(
+            "huge_record_id",
+            _edit("hi", _set("record_id", 1, "h" * 100_000)),
+            ("record_id_too_long",),
+        ),  # fmt: skip
+        BadCase(
+            "huge_signal_row",
+            _edit("hs", _signal_rows([np.ones(1_000_000, np.float32)])),
+            ("wrong_length",),
+        ),  # fmt: skip
     ]
     return cases

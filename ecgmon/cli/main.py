@@ -21,6 +21,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
 # Imported after the environment above is set: what they import reads it.
+from ecgmon.cli.ops import secret_free
 from ecgmon.errors import EcgmonError
 from ecgmon.settings import get_settings
 from ecgmon.storage.engine import redact_url
@@ -84,7 +85,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     check_score_inputs(get_settings(), str(args.source), args.table, args.model_version)
 
     result = score_flow(
-        source=_secret_free(str(args.source)),
+        source=secret_free(str(args.source)),
         table=args.table,
         model_version=args.model_version,
         batch_size=args.batch_size,
@@ -97,18 +98,6 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result)
     return 0
-
-
-SOURCE_URL_VARIABLE = "ECGMON_SOURCE_URL"
-
-
-def _secret_free(source: str) -> str:
-    """A database URL travels to the in-process flow as ``env:NAME``, so the password never
-    reaches Prefect's stored flow-run parameters."""
-    if "://" not in source:
-        return source
-    os.environ[SOURCE_URL_VARIABLE] = source
-    return f"env:{SOURCE_URL_VARIABLE}"
 
 
 def _require_path(path: Path) -> None:

@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from datetime import date
 
 from ecgmon.errors import ConfigurationError
 from ecgmon.settings import get_settings
 
 PARAM_OF_METHOD = {"k": "mean_std", "q": "quantile", "fpr": "fpr"}
+SOURCE_URL_VARIABLE = "ECGMON_SOURCE_URL"
+
+
+def secret_free(source: str) -> str:
+    """A database URL travels to the in-process flow as ``env:NAME``, so the password never
+    reaches Prefect's stored flow-run parameters nor ``pipeline_runs.parameters``."""
+    if "://" not in source:
+        return source
+    os.environ[SOURCE_URL_VARIABLE] = source
+    return f"env:{SOURCE_URL_VARIABLE}"
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
@@ -67,7 +78,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from ecgmon.flows.backfill import backfill_flow
 
     r = backfill_flow(
-        source=str(args.source),
+        source=secret_free(str(args.source)),
         start=args.start,
         end=args.end,
         model_version=args.model_version,

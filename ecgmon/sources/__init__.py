@@ -14,10 +14,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Protocol
 
-from ecgmon.errors import SourceNotFoundError
+from ecgmon.errors import ConfigurationError, SourceNotFoundError
 from ecgmon.recordings import is_wfdb_folder
 from ecgmon.records import RawBatch
 from ecgmon.sources.parquet import ParquetSource
+from ecgmon.storage.engine import redact_url, url_has_secret
 
 
 class Source(Protocol):
@@ -57,6 +58,25 @@ def open_source(spec: str, table: str | None = None, input_length: int | None = 
 
         return WfdbSource(path, input_length)
     return ParquetSource(path)
+
+
+def shown_source(spec: str) -> str:
+    """A source as it may be stored or logged: a database URL (also behind ``env:NAME``) with
+    its password and query secrets masked; anything else as it is."""
+    if spec.startswith("env:"):
+        spec = os.environ.get(spec[4:], spec)
+    return redact_url(spec) if "://" in spec else spec
+
+
+def refuse_secret_source(spec: str) -> None:
+    """Raise if a flow parameter ``source`` is a database URL holding a password: Prefect stores
+    flow-run parameters in its database, so the URL must stay in an environment variable, passed
+    as ``env:NAME``."""
+    if "://" in spec and url_has_secret(spec):
+        raise ConfigurationError(
+            f"source {redact_url(spec)} holds a password, and flow parameters are stored by "
+            "Prefect: put the URL in an environment variable and pass source=env:NAME"
+        )
 
 
 def _database_source(spec: str, table: str | None) -> Source:

@@ -35,6 +35,8 @@ from ecgmon.errors import DataFormatError
 #: Parquet columns that describe a record rather than hold its samples.
 RECORD_COLUMNS: frozenset[str] = frozenset({"record_id", "recorded_at", "patient_id", "label"})
 LIST_COLUMN = "signal"
+#: Values of a list row decoded to Python objects when the list does not hold numbers.
+MAX_DECODED_SAMPLES = 4_096
 _NUMBERED = re.compile(r"^(?P<prefix>.*?)(?P<index>\d+)$")
 
 
@@ -101,9 +103,28 @@ def beat_rows(data: pa.RecordBatch | pa.Table, columns: list[str]) -> list:
     """Each row's beat as written (a list of values; None for a null list row), for rows that
     :func:`beat_matrix` cannot give as one array."""
     if columns == [LIST_COLUMN]:
-        return _array(data, LIST_COLUMN).to_pylist()
+        return _list_rows(_array(data, LIST_COLUMN))
     values = [_array(data, name).to_pylist() for name in columns]
     return [list(row) for row in zip(*values, strict=True)]
+
+
+def _list_rows(column: pa.Array) -> list:
+    """Each row of a list column: a float64 array of a list of numbers (no Python object per
+    sample, whatever its length), None for a null row; lists of other values are decoded up to
+    ``MAX_DECODED_SAMPLES`` values a row (they are rejected whole, as not numbers)."""
+    if pa.types.is_null(column.type):
+        return [None] * len(column)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return pc.utf8_slice_codeunits(column, 0, MAX_DECODED_SAMPLES).to_pylist()
+    if not _is_list(column.type):
+        return column.to_pylist()  # one value a row (rejected as not numbers)
+    lengths = list_lengths(column)
+    if not _is_number(column.type.value_type):
+        cut = pc.list_slice(column, 0, MAX_DECODED_SAMPLES)
+        return cut.to_pylist()
+    flat = column.flatten().cast(pa.float64()).to_numpy(zero_copy_only=False)
+    rows = np.split(flat, np.cumsum(np.maximum(lengths, 0))[:-1])
+    return [None if n < 0 else row for n, row in zip(lengths, rows, strict=True)]
 
 
 def list_lengths(column: pa.Array) -> np.ndarray:

@@ -22,6 +22,7 @@ watermark with it, so the batch is read and scored again (never half-written, ne
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -75,8 +76,8 @@ _STAGED = (
 _MERGE = (
     f"""INSERT INTO scores ({_BEAT}, is_anomaly, scored_at)
     SELECT {_STAGED}, is_anomaly, :scored_at FROM stage_scores WHERE true
-    ON CONFLICT (record_id, model_version) DO UPDATE SET
-      source = excluded.source, patient_id = excluded.patient_id,
+    ON CONFLICT (record_id, model_version, source) DO UPDATE SET
+      patient_id = excluded.patient_id,
       recorded_at = excluded.recorded_at, loss = excluded.loss,
       threshold_version = excluded.threshold_version, threshold = excluded.threshold,
       score_ratio = excluded.score_ratio, baseline = excluded.baseline, run_id = excluded.run_id,
@@ -84,19 +85,20 @@ _MERGE = (
     # a beat flagged again keeps its alert state: an alert is sent at most once per beat
     f"""INSERT INTO anomalies ({_BEAT}, severity, flagged_at)
     SELECT {_STAGED}, severity, :scored_at FROM stage_scores WHERE is_anomaly
-    ON CONFLICT (record_id, model_version) DO UPDATE SET
+    ON CONFLICT (record_id, model_version, source) DO UPDATE SET
       loss = excluded.loss, threshold_version = excluded.threshold_version,
       threshold = excluded.threshold, score_ratio = excluded.score_ratio,
       severity = excluded.severity, baseline = excluded.baseline""",
 )
 _DELETE_UNFLAGGED = {
     # IN (not a correlated EXISTS): SQLite probes the anomalies primary key per staged id
-    "sqlite": """DELETE FROM anomalies WHERE model_version = :model_version AND record_id IN (
+    "sqlite": """DELETE FROM anomalies WHERE model_version = :model_version
+      AND source = :source AND record_id IN (
       SELECT record_id FROM stage_scores WHERE NOT is_anomaly)""",
     # an array parameter, not the staging table: the planner has no statistics on a fresh temp
     # table and picked a nested loop over it (tens of seconds per batch on a new database)
-    "postgresql": """DELETE FROM anomalies
-      WHERE model_version = :model_version AND record_id = ANY(:unflagged)""",
+    "postgresql": """DELETE FROM anomalies WHERE model_version = :model_version
+      AND source = :source AND record_id = ANY(:unflagged)""",
 }
 _SCORE_COLUMNS = (*(c.strip() for c in _BEAT.split(",")), "is_anomaly", "scored_at")
 _ANOMALY_COLUMNS = (*(c.strip() for c in _BEAT.split(",")), "severity", "flagged_at")
@@ -131,6 +133,8 @@ class BatchWrite:
     counts: dict[str, float] = field(default_factory=dict)
     #: the batch's loss counts against the model's normal reference (DriftAccumulator.state)
     drift: dict | None = None
+    #: the batch's idempotency key: a retried commit of it adds its run's counts only once
+    key: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
 def severity(score_ratio: np.ndarray) -> pa.Array:
@@ -170,7 +174,9 @@ def commit_batch(
         if in_turn is not None:
             in_turn()
         advance_watermark(conn, write.source, write.position, write.run_id)
-        add_batch_counts(conn, write.run_id, _run_counts(write), _drift_state(write))
+        add_batch_counts(
+            conn, write.run_id, _run_counts(write), _drift_state(write), batch_key=write.key
+        )
 
 
 def _run_counts(write: BatchWrite) -> BatchCounts:

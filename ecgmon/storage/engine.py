@@ -34,12 +34,33 @@ TABLES = (
 )
 
 
+#: Words that mark a URL query parameter as a secret (``?password=``, ``sslpassword``, ``token``).
+SECRET_QUERY_WORDS = ("pass", "pwd", "secret", "token", "key", "credential", "auth")
+MASK = "***"
+
+
+def _secret_parameters(url: sa.URL) -> list[str]:
+    return [k for k in url.query if any(w in k.lower() for w in SECRET_QUERY_WORDS)]
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password masked, for logs and messages."""
+    """The URL with any password masked, also in its query (``?password=...``), for logs and
+    messages."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except sa.exc.ArgumentError:
         return "<unparseable database URL>"
+    masked = {name: MASK for name in _secret_parameters(parsed)}
+    return parsed.update_query_dict(masked).render_as_string(hide_password=True)
+
+
+def url_has_secret(url: str) -> bool:
+    """Whether a database URL holds a password (in its authority or its query)."""
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError:
+        return True  # cannot tell: treat it as secret
+    return parsed.password is not None or bool(_secret_parameters(parsed))
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:

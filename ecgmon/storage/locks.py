@@ -20,12 +20,14 @@ import fcntl
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -50,23 +52,34 @@ def lock_key(source_key: str) -> int:
     return int.from_bytes(digest[:4], "big", signed=True)
 
 
+class SourceLockLostError(EcgmonError):
+    """The run lock of a source was lost during the run (its connection ended)."""
+
+
+def _always_held() -> None:
+    """The check of a lock the kernel holds for the process (flock) or of no lock: nothing."""
+
+
 @contextmanager
-def source_lock(engine: Engine, source_key: str, wait: bool = True) -> Iterator[None]:
+def source_lock(engine: Engine, source_key: str, wait: bool = True) -> Iterator[Callable[[], None]]:
     """Hold the run lock of ``source_key`` for the block (wait for it, or raise when busy).
 
-    Any stable name works as a key: the model registry takes one to allocate versions."""
+    Yields a check that raises :class:`SourceLockLostError` if the lock is no longer held: a
+    PostgreSQL advisory lock ends with its connection, so a writer calls the check before each
+    commit (one round trip a batch) rather than write on unguarded. Any stable name works as a
+    key: the model registry takes one to allocate versions."""
     if engine.dialect.name == "postgresql":
-        with _pg_lock(engine, source_key, wait):
-            yield
+        with _pg_lock(engine, source_key, wait) as held:
+            yield held
     elif engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
         with _file_lock(Path(engine.url.database), source_key, wait):
-            yield
+            yield _always_held
     else:
-        yield
+        yield _always_held
 
 
 @contextmanager
-def _pg_lock(engine: Engine, source_key: str, wait: bool) -> Iterator[None]:
+def _pg_lock(engine: Engine, source_key: str, wait: bool) -> Iterator[Callable[[], None]]:
     key = lock_key(source_key)
     with engine.connect() as conn:
         if wait:
@@ -77,11 +90,29 @@ def _pg_lock(engine: Engine, source_key: str, wait: bool) -> Iterator[None]:
             raise SourceBusyError(f"another run is scoring {source_key}; try again later")
         conn.commit()
         log.debug("holding the run lock of %s", source_key)
+        guard = threading.Lock()  # writer threads share the lock's connection for the check
+
+        def held() -> None:
+            try:
+                with guard:
+                    conn.exec_driver_sql("SELECT 1")
+                    conn.commit()
+            except (sa.exc.DBAPIError, psycopg.Error) as err:
+                raise SourceLockLostError(
+                    f"the run lock of {source_key} was lost (its connection ended); stopping "
+                    "before the next commit"
+                ) from err
+
         try:
-            yield
+            yield held
         finally:
-            conn.execute(sa.text("SELECT pg_advisory_unlock(:c, :k)"), {"c": LOCK_CLASS, "k": key})
-            conn.commit()
+            try:
+                conn.execute(
+                    sa.text("SELECT pg_advisory_unlock(:c, :k)"), {"c": LOCK_CLASS, "k": key}
+                )
+                conn.commit()
+            except (sa.exc.SQLAlchemyError, psycopg.Error):  # the connection, and lock, are gone
+                log.warning("the run lock of %s had been lost", source_key)
 
 
 @contextmanager
@@ -177,14 +208,37 @@ def _run_lock_path(engine: Engine, run_id: str) -> Path | None:
     return database.with_name(f"{database.name}.runs") / f"{safe}.lock"
 
 
+#: SQLSTATE of a full disk (PostgreSQL) and SQLite's message for it: not transient.
+DISK_FULL_SQLSTATE = "53100"
+_DISK_FULL_WORDS = ("database or disk is full", "no space left on device", "disk full")
+
+
 def is_transient(err: BaseException) -> bool:
-    """True for database errors worth retrying: lost connections, locks, serialisation."""
+    """True for database errors worth retrying: lost connections, locks, serialisation.
+
+    Errors the driver raises itself count too (a binary COPY runs on psycopg's own connection,
+    so its connection errors are not wrapped by SQLAlchemy). A full disk is not transient: a
+    retry cannot free space, and waiting on it keeps the run ``running`` longer."""
+    if is_disk_full(err):
+        return False
     if isinstance(err, sa.exc.DBAPIError) and err.connection_invalidated:
         return True
-    if isinstance(err, sa.exc.OperationalError):
+    if isinstance(err, sa.exc.OperationalError | psycopg.OperationalError):
         return True
+    if isinstance(err, psycopg.InterfaceError) or _sqlstate(err).startswith("08"):
+        return True  # a closed connection; class 08: connection exception
     text = str(getattr(err, "orig", err)).lower()
     return any(word in text for word in ("deadlock", "could not serialize", "database is locked"))
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether a database error says the disk is full (PostgreSQL 53100, SQLite SQLITE_FULL)."""
+    text = str(getattr(err, "orig", err)).lower()
+    return _sqlstate(err) == DISK_FULL_SQLSTATE or any(w in text for w in _DISK_FULL_WORDS)
+
+
+def _sqlstate(err: BaseException) -> str:
+    return str(getattr(getattr(err, "orig", err), "sqlstate", None) or "")
 
 
 def retry_transient(
@@ -192,20 +246,22 @@ def retry_transient(
 ) -> T:
     """Run ``action``; on a transient database error wait 0.5 s, 1 s, 2 s ... and try again.
 
-    ``action`` must be one transaction (all or nothing), so a failed attempt leaves nothing.
-    The last error is raised unchanged when every attempt failed.
+    ``action`` must be one transaction (all or nothing), so a failed attempt leaves nothing;
+    a transaction the server committed but whose outcome the client lost must be an upsert
+    (batches carry an idempotency key for their run's counts). The last error is raised
+    unchanged when every attempt failed.
     """
     for attempt in range(1, attempts + 1):
         try:
             return action()
-        except sa.exc.DBAPIError as err:
+        except Exception as err:
             if attempt == attempts or not is_transient(err):
                 raise
             delay = base_delay * 2 ** (attempt - 1)
             log.warning(
                 "database %s failed (%s), attempt %d of %d; retrying in %.1f s",
                 what,
-                type(err.orig).__name__,
+                type(getattr(err, "orig", err)).__name__,
                 attempt,
                 attempts,
                 delay,

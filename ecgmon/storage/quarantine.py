@@ -8,6 +8,7 @@ and marks those it scored.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -18,6 +19,18 @@ from ecgmon.records import Rejection
 from ecgmon.storage.engine import dialect_insert, table
 
 RECORD_KEY_CHARS = 512  # the width of rejected_records.record_key
+_DIGEST_CHARS = 16  # hex digits of sha256 that end a shortened key
+
+
+def record_key(key: str) -> str:
+    """A rejection's key as stored: NUL characters (PostgreSQL text cannot hold them) written
+    as ``\\x00``; a key longer than the column is cut and ended with ``#`` and a digest of the
+    whole key, so two long keys that share their start stay two rows."""
+    key = key.replace("\x00", "\\x00")
+    if len(key) <= RECORD_KEY_CHARS:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:_DIGEST_CHARS]
+    return f"{key[: RECORD_KEY_CHARS - _DIGEST_CHARS - 1]}#{digest}"
 
 
 def upsert_rejections(
@@ -30,18 +43,25 @@ def upsert_rejections(
     values = [
         {
             "source": source,
-            "record_key": r.record_key[:RECORD_KEY_CHARS],
+            "record_key": record_key(r.record_key),
             "reason": r.reason,
-            "detail": r.detail,
+            "detail": r.detail.replace("\x00", "\\x00"),
             "raw_payload": r.raw_payload,
             "run_id": run_id,
             "rejected_at": now,
         }
         for r in rejections
     ]
+    # a row rejected again is pending again (a replay that marked it is stale), under this run
     statement = insert.on_conflict_do_update(
         index_elements=["source", "record_key", "reason"],
-        set_={"detail": insert.excluded.detail, "raw_payload": insert.excluded.raw_payload},
+        set_={
+            "detail": insert.excluded.detail,
+            "raw_payload": insert.excluded.raw_payload,
+            "run_id": insert.excluded.run_id,
+            "rejected_at": insert.excluded.rejected_at,
+            "replayed_at": None,
+        },
     )
     conn.execute(statement, values)
 
@@ -69,13 +89,38 @@ def rejected_rows(
         return [dict(row._mapping) for row in conn.execute(query)]
 
 
+#: Reasons a replay never scores: a repeated id's payload would overwrite the original beat.
+NOT_REPLAYABLE = ("duplicate_record_id",)
+
+
 def pending_rejections(
-    engine: sa.Engine, source: str | None = None, reason: str | None = None
+    engine: sa.Engine,
+    source: str | None = None,
+    reason: str | None = None,
+    after_id: int = 0,
+    limit: int | None = None,
 ) -> list[dict]:
-    """Rows a replay can score again: not yet replayed and with their raw payload kept (a
-    whole-file rejection has none), oldest first."""
-    rows = rejected_rows(engine, reason=reason, source=source)
-    return [row for row in rows if row["raw_payload"] is not None]
+    """Rows a replay can score again, oldest first, at most ``limit`` of them with an id above
+    ``after_id`` (a replay reads them a page at a time): not yet replayed, with their raw payload
+    kept (a whole-file rejection has none), and not a repeat of an id already scored."""
+    rejected = table(engine, "rejected_records")
+    query = (
+        sa.select(rejected)
+        .where(
+            rejected.c.id > after_id,
+            rejected.c.replayed_at.is_(None),
+            rejected.c.raw_payload.is_not(None),
+            rejected.c.reason.not_in(NOT_REPLAYABLE),
+        )
+        .order_by(rejected.c.id)
+    )
+    for column, value in (("reason", reason), ("source", source)):
+        if value is not None:
+            query = query.where(rejected.c[column] == value)
+    if limit is not None:
+        query = query.limit(limit)
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
 
 
 def mark_replayed(engine: sa.Engine, ids: list[int]) -> None:

@@ -98,27 +98,41 @@ def _run_row(conn: Connection, run_id: str) -> dict:
 
 
 def add_batch_counts(
-    conn: Connection, run_id: str, counts: BatchCounts, drift: dict | None = None
-) -> None:
+    conn: Connection,
+    run_id: str,
+    counts: BatchCounts,
+    drift: dict | None = None,
+    batch_key: str | None = None,
+) -> bool:
     """Add a batch's counts (and its drift state, ``DriftAccumulator.state`` with the model
-    version) to its run, inside the batch's transaction."""
+    version) to its run, inside the batch's transaction; returns whether they were added.
+
+    ``batch_key`` is the batch's idempotency key: a retry of the batch that last added its
+    counts (a commit whose outcome the client never heard) adds nothing. Batches of a run add
+    their counts in batch order, one after the other, so the last key is enough."""
     runs = table(conn.engine, "pipeline_runs")
     where = runs.c.run_id == run_id
-    conn.execute(
-        runs.update()
-        .where(where)
-        .values(
+    update = runs.update().where(where)
+    if batch_key is not None:
+        last = runs.c.last_batch_key
+        update = update.where(sa.or_(last.is_(None), last != batch_key))
+    added = conn.execute(
+        update.values(
             n_read=runs.c.n_read + counts.n_read,
             n_scored=runs.c.n_scored + counts.n_scored,
             n_rejected=runs.c.n_rejected + counts.n_rejected,
             n_flagged=runs.c.n_flagged + counts.n_flagged,
             loss_sum=runs.c.loss_sum + counts.loss_sum,
+            **({"last_batch_key": batch_key} if batch_key is not None else {}),
         )
     )
+    if added.rowcount == 0:
+        return False
     if drift is not None:  # the row is locked by the update above
         stored = conn.execute(sa.select(runs.c.drift_counts).where(where)).scalar_one_or_none()
         merged = add_states(_decoded(stored), drift)
         conn.execute(runs.update().where(where).values(drift_counts=merged))
+    return True
 
 
 def read_drift_counts(engine: Engine, run_id: str) -> dict | None:

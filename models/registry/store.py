@@ -22,6 +22,18 @@ def artifact_uri(store: str, version: int) -> str:
     return f"{store.rstrip('/')}/v{version:04d}"
 
 
+def confine_to_store(uri: str, store: str) -> None:
+    """Raise ArtifactIntegrityError unless ``uri`` lies inside ``store`` (a folder or a URL)."""
+    if "://" in store or "://" in uri:
+        inside = uri.startswith(store.rstrip("/") + "/") and ".." not in uri.split("/")
+    else:
+        inside = Path(uri).resolve().is_relative_to(Path(store).resolve())
+    if not inside:
+        raise ArtifactIntegrityError(
+            f"model artifacts at {uri} lie outside the model store {store}; refusing to load them"
+        )
+
+
 def artifact_sha256(files: dict[str, bytes], names: Sequence[str] = ARTIFACT_FILES) -> str:
     """One sha256 over the artifact files in a fixed order (by default weights, then metadata)."""
     digest = hashlib.sha256()

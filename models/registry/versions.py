@@ -13,7 +13,12 @@ from sqlalchemy.engine import Connection, Engine
 from ecgmon.clock import utcnow
 from ecgmon.errors import ConfigurationError, ModelNotFoundError, NoChampionError
 from ecgmon.models.autoencoder.detector import AutoencoderDetector
-from ecgmon.models.registry.store import artifact_uri, load_artifacts, save_artifacts
+from ecgmon.models.registry.store import (
+    artifact_uri,
+    confine_to_store,
+    load_artifacts,
+    save_artifacts,
+)
 from ecgmon.models.thresholds import Threshold
 from ecgmon.storage.engine import table
 from ecgmon.storage.locks import source_lock
@@ -259,9 +264,13 @@ def active_threshold(
     )
 
 
-def load_detector(engine: Engine, version: int) -> AutoencoderDetector:
-    """Load a version's detector from its recorded artifact location, checking its sha256."""
+def load_detector(engine: Engine, version: int, store: str | None = None) -> AutoencoderDetector:
+    """Load a version's detector from its recorded artifact location, checking its sha256; with
+    ``store``, refuse a location outside that model store (a registry row is not trusted to
+    point anywhere)."""
     row = get_version(engine, version)
+    if store is not None:
+        confine_to_store(row["artifact_uri"], store)
     return load_artifacts(row["artifact_uri"], row["artifact_sha256"])
 
 

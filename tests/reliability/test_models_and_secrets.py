@@ -160,3 +160,89 @@ def test_no_secret_in_logs_rows_artifacts_or_errors(
     for where, text in texts.items():
         assert PASSWORD not in text, f"password in {where}"
         assert TOKEN not in text, f"alert token in {where}"
+
+
+def test_redact_url_masks_query_secrets():
+    from ecgmon.storage.engine import redact_url, url_has_secret
+
+    url = f"postgresql+psycopg://u@h/db?password={PASSWORD}&sslpassword={PASSWORD}&sslmode=require"
+    shown = redact_url(url)
+    assert PASSWORD not in shown and "sslmode=require" in shown
+    assert url_has_secret(url) and url_has_secret(f"postgresql://u:{PASSWORD}@h/db")
+    assert not url_has_secret("postgresql://u@h/db?sslmode=require")
+
+
+def test_a_password_in_a_source_url_reaches_neither_our_table_nor_prefect(
+    secret_url, tmp_path, tiny_detector, prefect_harness
+):
+    """``score`` and ``backfill --source URL`` with a real password-protected role: neither
+    ``pipeline_runs`` nor Prefect's stored flow-run parameters hold the password; a flow given
+    the URL as a parameter refuses it (``env:NAME`` required)."""
+    import numpy as np
+    import pandas as pd
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    from ecgmon.errors import ConfigurationError
+    from ecgmon.flows.backfill import backfill_flow
+    from ecgmon.flows.score import score_flow
+    from ecgmon.models.registry.versions import add_threshold, promote, register_model
+    from ecgmon.storage.engine import upgrade_schema
+
+    engine = create_db_engine(secret_url)
+    upgrade_schema(engine)
+    version = register_model(engine, tiny_detector, str(tmp_path / "models"))
+    add_threshold(engine, version, tiny_detector.threshold(), origin="test")
+    promote(engine, version)
+    columns = {
+        "record_id": [f"db-{i}" for i in range(8)],
+        "recorded_at": pd.Timestamp("2026-11-01", tz="UTC") + pd.to_timedelta(range(8), "s"),
+        "patient_id": "p1",
+    }
+    for j in range(tiny_detector.input_length):
+        columns[f"s{j:03d}"] = np.sin(np.arange(8) + j / 10)
+    pd.DataFrame(columns).to_sql("beats", engine, index=False)
+    env = {
+        **os.environ,
+        "ECGMON_DATABASE_URL": secret_url,
+        "ECGMON_MODEL_STORE": str(tmp_path / "models"),
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+    }
+    day = ["--start", "2026-11-01", "--end", "2026-11-01"]
+    for args in (["score"], ["backfill", *day]):
+        done = _cli([*args, "--source", secret_url, "--table", "beats"], env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert PASSWORD not in done.stdout + done.stderr
+    for flow, extra in ((score_flow, {}), (backfill_flow, {"start": "2026-11-01", "end": "x"})):
+        with pytest.raises(ConfigurationError, match="env:NAME") as refused:
+            flow.fn(source=secret_url, table="beats", **extra)
+        assert PASSWORD not in str(refused.value)
+    with engine.connect() as conn:
+        runs = conn.execute(sa.text("select flow, parameters, source from pipeline_runs")).all()
+    assert {r.flow for r in runs} >= {"score", "backfill"}
+    assert PASSWORD not in repr(runs)
+    with get_client(sync_client=True) as client:
+        stored = client.read_flow_runs()
+    sources = [r.parameters.get("source") for r in stored]
+    assert sources.count("env:ECGMON_SOURCE_URL") >= 2, sources  # the score and backfill runs
+    assert PASSWORD not in repr([r.parameters for r in stored])
+
+
+def test_a_registry_row_pointing_outside_the_model_store_is_refused(ecgmon_env, champion, tmp_path):
+    """The artifacts copied elsewhere (so their sha256 still matches) and the registry row
+    pointed there: scoring refuses to load them."""
+    import shutil
+
+    from ecgmon.models.registry.versions import get_version
+    from ecgmon.tasks.scoring import load_judge, resolve_judge
+
+    engine = create_db_engine(ecgmon_env.database_url_plain)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(get_version(engine, champion)["artifact_uri"], elsewhere)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE model_versions SET artifact_uri = :u WHERE version = :v"),
+            {"u": str(elsewhere), "v": champion},
+        )
+    with pytest.raises(ArtifactIntegrityError, match="outside the model store"):
+        load_judge(ecgmon_env, resolve_judge(ecgmon_env))

@@ -53,12 +53,12 @@ def test_a_transient_error_is_retried(
     real, calls = batches.add_batch_counts, {"n": 0}
 
     def flaky(
-        conn: sa.Connection, run_id: str, counts: BatchCounts, drift: dict | None = None
-    ) -> None:
+        conn: sa.Connection, run_id: str, counts: BatchCounts, drift: dict | None = None, **kw
+    ) -> bool:
         calls["n"] += 1
         if calls["n"] == 2:
             raise _outage()
-        return real(conn, run_id, counts, drift)
+        return real(conn, run_id, counts, drift, **kw)
 
     monkeypatch.setattr(batches, "add_batch_counts", flaky)
     settings = ecgmon_env.model_copy(update={"batch_size": 10})
@@ -76,12 +76,12 @@ def test_a_lasting_outage_fails_cleanly_and_the_next_run_resumes(
     real, calls = batches.add_batch_counts, {"n": 0}
 
     def down_after_first(
-        conn: sa.Connection, run_id: str, counts: BatchCounts, drift: dict | None = None
-    ) -> None:
+        conn: sa.Connection, run_id: str, counts: BatchCounts, drift: dict | None = None, **kw
+    ) -> bool:
         calls["n"] += 1
         if calls["n"] > 1:  # the scores of this batch are already merged: must roll back
             raise _outage()
-        return real(conn, run_id, counts, drift)
+        return real(conn, run_id, counts, drift, **kw)
 
     monkeypatch.setattr(batches, "add_batch_counts", down_after_first)
     settings = ecgmon_env.model_copy(update={"batch_size": 10})

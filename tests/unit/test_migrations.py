@@ -40,16 +40,22 @@ def _insert_scores(engine: sa.Engine, ids: list[str]) -> None:
         conn.execute(sa.text(f"INSERT INTO scores ({columns}) VALUES ({marks})"), rows)
 
 
+def _primary_key(engine: sa.Engine) -> list[str]:
+    return sa.inspect(engine).get_pk_constraint("scores")["constrained_columns"]
+
+
 def test_down_one_step_and_up_again(db_url: str) -> None:
     engine = create_db_engine(db_url)
-    assert upgrade_schema(engine) == "0003"
+    assert upgrade_schema(engine) == "0005"
     _downgrade(engine, "0002")
     assert current_revision(engine) == "0002"
     if engine.dialect.name == "postgresql":
         assert _collations(engine) == {None}  # the database's default again
-    assert upgrade_schema(engine) == "0003"
+    assert _primary_key(engine) == ["record_id", "model_version"]
+    assert upgrade_schema(engine) == "0005"
     if engine.dialect.name == "postgresql":
         assert _collations(engine) == {"C"}
+    assert _primary_key(engine) == ["record_id", "model_version", "source"]  # 0005
     with engine.connect() as conn:
         for view in view_files():  # dropped for the ALTER, recreated by upgrade_schema
             conn.exec_driver_sql(f"SELECT * FROM {view.stem} WHERE 1 = 0")

@@ -84,3 +84,40 @@ def test_the_wheel_holds_one_import_name_and_its_resources(tmp_path):
     ):
         assert needed in names
     assert len([n for n in names if n.startswith("ecgmon/sql/views/")]) >= 5
+
+
+def _declared_distributions() -> set[str]:
+    names = (re.split(r"[\[<>=!~; ]", d)[0] for d in PYPROJECT["project"]["dependencies"])
+    return {n.lower().replace("_", "-") for n in names}
+
+
+def test_every_third_party_import_of_the_package_is_a_declared_dependency():
+    """A wheel installed from pyproject alone must import: what package code imports is declared
+    (pgpq was only in the lock file)."""
+    import ast
+    from importlib.metadata import packages_distributions
+
+    declared, distributions, missing = _declared_distributions(), packages_distributions(), set()
+    for folder in ("ecgmon", "models", "tasks", "flows"):
+        for path in (REPO_ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    tops = [alias.name.split(".")[0] for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    tops = [node.module.split(".")[0]]
+                else:
+                    continue
+                for top in set(tops) - set(sys.stdlib_module_names) - {"ecgmon"}:
+                    for dist in distributions.get(top, [top]):
+                        if dist.lower().replace("_", "-") not in declared:
+                            missing.add(f"{dist} ({path.relative_to(REPO_ROOT)})")
+    assert not missing, sorted(missing)
+
+
+def test_keras_is_pinned_past_its_safe_mode_bypasses():
+    """keras < 3.11.3 loads a crafted archive's code even with safe_mode=True (CVE-2025-8747,
+    -9906, -9905); < 3.14.0 extracts archive paths outside the target."""
+    spec = next(d for d in PYPROJECT["project"]["dependencies"] if d.startswith("keras"))
+    floor = re.search(r">=\s*([\d.]+)", spec)
+    assert floor, spec
+    assert tuple(int(p) for p in floor.group(1).split(".")) >= (3, 14, 0), spec

@@ -129,3 +129,26 @@ def test_a_batch_written_in_parallel_after_a_failed_one_rolls_back() -> None:
         run_pipeline(BATCHES, double, store, writers=2)
     assert store.committed == [] and no_reader_left()
     assert all(isinstance(err, EarlierBatchError) for err in store.refused)
+
+
+def test_a_later_batch_failing_first_does_not_roll_back_an_earlier_one() -> None:
+    """Batch 2 fails while batch 1 (slow) is still being written: batch 1 still commits."""
+    store = FakeStore(fail_on=8, slow_first=0.3)
+    with pytest.raises(OSError, match="cannot commit"):
+        run_pipeline(BATCHES, double, store, writers=2)
+    assert store.committed == [[2, 4, 6]] and store.refused == [] and no_reader_left()
+
+
+def test_a_consumer_stopping_while_the_reader_waits_on_its_end_marker_does_not_hang() -> None:
+    """The reader has filled the queue and waits to hand on its end marker when the consumer
+    stops: closing the iterator returns at once."""
+    from ecgmon.pipeline import prefetch
+
+    reader = prefetch(iter([1, 2, 3]), depth=2)
+    assert next(reader) == 1
+    time.sleep(0.5)  # the reader puts 2 and 3, then waits to put its end marker
+    closer = threading.Thread(target=reader.close, daemon=True)
+    closer.start()
+    closer.join(10)
+    assert not closer.is_alive(), "closing the reader hangs"
+    assert no_reader_left()

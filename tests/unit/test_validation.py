@@ -82,3 +82,42 @@ def test_signals_read_from_columns_without_numbers_are_each_rejected():
         ("missing_record_id", "record_id is missing or empty"),
     ]
     assert '"signal": ["1", "2"]' in rejected[0].raw_payload  # the row as written, for replay
+
+
+def test_a_driver_connection_error_is_retried():
+    """psycopg's own OperationalError (a COPY runs on the driver's connection, unwrapped by
+    SQLAlchemy) is retried like SQLAlchemy's; a full disk is not."""
+    import psycopg
+
+    from ecgmon.storage.locks import is_transient, retry_transient
+
+    attempts = []
+
+    def connect_once_refused() -> int:
+        attempts.append(1)
+        if len(attempts) == 1:
+            psycopg.connect("host=127.0.0.1 port=9 connect_timeout=2")  # nobody listens
+        return 42
+
+    assert retry_transient(connect_once_refused, base_delay=0.0) == 42 and len(attempts) == 2
+    full = psycopg.errors.DiskFull("could not extend file: No space left on device")
+    assert not is_transient(full)
+
+
+def test_numbers_written_as_text_are_not_numbers():
+    from ecgmon.records import RawBatch, StreamPosition
+
+    raw = RawBatch(
+        source="f",
+        record_id=np.array(["a", "b"], dtype=object),
+        recorded_at=pd.Series(["2026-11-01T00:00:00Z"] * 2),
+        patient_id=np.array([None, None], dtype=object),
+        signals=[["0.1", "0.2", "0.3"], [0.1, None, 0.3]],
+        row_keys=["f#row=0", "f#row=1"],
+        position=StreamPosition("f"),
+    )
+    _, rejected = validate_batch(raw, 3)
+    assert [(r.record_key, r.reason) for r in rejected] == [
+        ("f#row=0:a", "non_numeric_signal"),
+        ("f#row=1:b", "non_finite"),
+    ]

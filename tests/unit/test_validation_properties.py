@@ -15,6 +15,8 @@ LENGTH = 5
 REASONS = {
     "missing_record_id",
     "record_id_too_long",
+    "nul_in_id",
+    "patient_id_too_long",
     "missing_recorded_at",
     "duplicate_record_id",
     "missing_signal",
