@@ -11,7 +11,9 @@ one process and machine state:
 (b) naive: pandas read, Keras ``predict``, pandas ``to_sql`` append;
 (c) limit: bare Parquet read to numpy + bare batched inference + bare bulk load (binary COPY
     with the pipeline's own encoder on PostgreSQL, executemany on SQLite) of the result rows into
-    an empty table without keys, summed: ``limit_rows_per_s = rows / (t_read + t_infer + t_load)``.
+    an empty copy of ``scores`` with its primary key and indexes (``limit_keyed`` in the JSON: the
+    two tables' keys were compared and match), summed:
+    ``limit_rows_per_s = rows / (t_read + t_infer + t_load)``.
 
 Progress goes to stderr; the last stdout line is one JSON object.
 """
@@ -22,6 +24,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -47,6 +50,7 @@ if TYPE_CHECKING:  # for annotations only: the script imports them where it uses
 log = logging.getLogger("bench")
 LENGTH = 140
 PIPELINE_RUN_ID = "bench-run-1"
+LIMIT_TABLE = "limit_scores"
 FILE_ROWS = 1_000_000
 CHUNK_ROWS = 100_000
 RESULT_COLUMNS = (
@@ -281,21 +285,74 @@ def _bare_load(url: str, parts: list[dict], losses: list, threshold: float, sour
 
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.exec_driver_sql(f"CREATE TABLE limit_scores ({_limit_ddl(engine.dialect.name)})")
+        create_keyed_limit_table(conn)
     started = time.perf_counter()
     with engine.begin() as conn:
         for part, loss in zip(parts, losses, strict=True):
             columns = _result_columns(part, loss, threshold, source)
             if engine.dialect.name == "postgresql":  # binary COPY, the pipeline's own encoder
-                copy_columns(conn, "limit_scores", RESULT_COLUMNS, columns, SCORE_COPY_TYPES)
+                copy_columns(conn, LIMIT_TABLE, RESULT_COLUMNS, columns, SCORE_COPY_TYPES)
             else:
                 columns["recorded_at"] = columns["recorded_at"].cast(pa.string())
                 columns["scored_at"] = columns["scored_at"].cast(pa.string())
                 marks = ", ".join("?" * len(RESULT_COLUMNS))
                 values = [pa.array(columns[c]).to_pylist() for c in RESULT_COLUMNS]
                 rows = list(zip(*values, strict=True))
-                conn.exec_driver_sql(f"INSERT INTO limit_scores VALUES ({marks})", rows)
+                names = ", ".join(RESULT_COLUMNS)
+                conn.exec_driver_sql(f"INSERT INTO {LIMIT_TABLE} ({names}) VALUES ({marks})", rows)
     return time.perf_counter() - started
+
+
+def create_keyed_limit_table(conn: Any) -> None:
+    """An empty copy of ``scores`` with its primary key, indexes, collations and defaults (no
+    rows): the limit pays for the keys the pipeline has to keep. PostgreSQL: ``LIKE scores
+    INCLUDING ALL``; SQLite: the stored DDL of ``scores`` and of its indexes, renamed."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"CREATE TABLE {LIMIT_TABLE} (LIKE scores INCLUDING ALL)")
+        return
+    ddl = conn.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE tbl_name = 'scores' AND sql IS NOT NULL"
+        " ORDER BY type = 'index'"  # the table first
+    ).scalars()
+    for statement in ddl:
+        statement = re.sub(r"\bscores\b", LIMIT_TABLE, statement)
+        statement = re.sub(r"\b(ix|pk|uq)_scores", rf"\1_{LIMIT_TABLE}", statement)
+        conn.exec_driver_sql(statement)
+
+
+def index_shapes(conn: Any, name: str) -> list[tuple]:
+    """The keys of a table, independent of its name: (unique, method, columns) of every index
+    (the primary key's too), sorted."""
+    if conn.dialect.name == "postgresql":
+        rows = conn.exec_driver_sql(
+            """SELECT i.indisunique, i.indisprimary, am.amname,
+                      pg_get_indexdef(i.indexrelid, 0, true)
+               FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+               JOIN pg_am am ON am.oid = c.relam
+               WHERE i.indrelid = %s::regclass""",
+            (name,),
+        ).all()
+        # the definition names the index and table: keep what follows "USING"
+        return sorted((u, p, m, d.split(" USING ", 1)[1]) for u, p, m, d in rows)
+    indexes = conn.exec_driver_sql(f"PRAGMA index_list({name})").all()
+    shapes = []
+    for _seq, index, unique, origin, _partial in indexes:
+        cols = conn.exec_driver_sql(f"PRAGMA index_info('{index}')").all()
+        shapes.append((bool(unique), origin, tuple(c[2] for c in cols)))
+    return sorted(shapes)
+
+
+def limit_is_keyed(url: str) -> bool:
+    """True when the limit's table has exactly the primary key and indexes of ``scores``."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            theirs = index_shapes(conn, "scores")
+            return bool(theirs) and index_shapes(conn, LIMIT_TABLE) == theirs
+    finally:
+        engine.dispose()
 
 
 def _result_columns(part: dict, loss: np.ndarray, threshold: float, source: str) -> dict:
@@ -316,14 +373,6 @@ def _result_columns(part: dict, loss: np.ndarray, threshold: float, source: str)
         "run_id": pa.repeat(pa.scalar(PIPELINE_RUN_ID), n),
         "is_anomaly": pa.array(loss > threshold), "scored_at": pa.repeat(now, n),
     }  # fmt: skip
-
-
-def _limit_ddl(dialect: str) -> str:
-    if dialect == "postgresql":
-        kinds = "text int text text timestamptz float8 int float8 float8 text text bool timestamptz"
-    else:
-        kinds = "TEXT INTEGER TEXT TEXT TEXT REAL INTEGER REAL REAL TEXT TEXT INTEGER TEXT"
-    return ", ".join(f"{c} {k}" for c, k in zip(RESULT_COLUMNS, kinds.split(), strict=True))
 
 
 def settle(url: str) -> None:
@@ -377,6 +426,7 @@ def main(argv: list[str] | None = None) -> dict:
             log.info("limit stage")
             stages = limit(args.database_url, folder, detector)
             summary |= _ratios(args.rows, pipe["seconds"], t_naive, stages)
+            summary["limit_keyed"] = limit_is_keyed(args.database_url)
     print(json.dumps(summary) if args.json else summary)
     return summary
 
