@@ -25,7 +25,6 @@ import logging
 import multiprocessing
 import os
 import random
-import signal
 import sys
 import tempfile
 import time
@@ -45,7 +44,6 @@ import psutil
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from benchmarks.live_prefect import TERMINAL
 from ecgmon.errors import EcgmonError
 from ecgmon.settings import Settings
 from ecgmon.storage.engine import create_db_engine, upgrade_schema
@@ -58,10 +56,10 @@ if TYPE_CHECKING:  # imported late: a child process starts without TensorFlow
     from multiprocessing.process import BaseProcess
     from multiprocessing.synchronize import Event
 
-    from benchmarks.live_prefect import LivePrefect
     from ecgmon.models.autoencoder.detector import AutoencoderDetector
     from ecgmon.models.scoring import Judge
     from ecgmon.storage.batches import BatchWrite
+    from tests.live_prefect import LivePrefect
 
 log = logging.getLogger("chaos")
 LENGTH = 140
@@ -140,19 +138,44 @@ def _judge_case(
                 {"r": run_id},
             )
         )
-        bad_rows = conn.execute(
+        bad_rows, payload = conn.execute(
             sa.text(
-                "select count(*) from rejected_records where run_id = :r and "
-                "(reason is null or reason = '' or detail is null)"
+                "select sum(case when reason is null or reason = '' or detail is null"
+                " then 1 else 0 end), max(length(raw_payload))"
+                " from rejected_records where run_id = :r"
             ),
             {"r": run_id},
-        ).scalar_one()
-    conserved = run is not None and run.n_read == run.n_scored + run.n_rejected
-    missing = sorted(set(case.expect) - set(reasons))
-    handled = not crashed and (refused is not None or (conserved and not missing)) and bad_rows == 0
+        ).one()
+    problems = [] if not crashed else ["crashed"]
+    if not crashed:
+        problems = outcome_problems(case, run, reasons, refused, int(payload or 0))
+    problems += [f"{bad_rows} rejections without reason or detail"] if bad_rows else []
+    handled = not problems
     if not handled and not detail:
-        detail = f"conserved={conserved} run={tuple(run) if run else None} missing={missing}"
+        detail = f"{'; '.join(problems)} (run={tuple(run) if run else None}, refused={refused})"
     return CaseOutcome(case.name, handled, crashed, refused, reasons, detail)
+
+
+def outcome_problems(
+    case: BadCase, run: sa.Row | None, reasons: list[str], refused: str | None, payload: int
+) -> list[str]:
+    """How a run's result differs from the case's expected outcome (empty when it matches)."""
+    if case.outcome == "refused":
+        return [] if refused is not None else ["expected a named error, the run completed"]
+    if refused is not None or run is None:
+        return [f"expected {case.outcome}, the run was refused: {refused}"]
+    problems = [] if run.n_read == run.n_scored + run.n_rejected else ["counts not conserved"]
+    if case.outcome == "nothing" and run.n_read:
+        problems.append(f"expected nothing to read, read {run.n_read}")
+    if case.outcome == "scored" and (run.n_rejected or not run.n_scored):
+        problems.append(f"expected every beat scored, {run.n_rejected} rejected ({reasons})")
+    missing = sorted(set(case.expect) - set(reasons))
+    problems += [f"reasons {missing} not recorded"] if missing else []
+    if case.n_scored is not None and run.n_scored != case.n_scored:
+        problems.append(f"scored {run.n_scored}, expected {case.n_scored}")
+    if case.max_payload_bytes is not None and payload > case.max_payload_bytes:
+        problems.append(f"a raw payload of {payload} bytes (bound {case.max_payload_bytes})")
+    return problems
 
 
 def bad_input_phase(settings: Settings, judge: Judge, workdir: Path) -> list[CaseOutcome]:
@@ -543,36 +566,38 @@ def kill_phase(args: argparse.Namespace, target: Target, context: BaseContext) -
 
 def engine_phase(args: argparse.Namespace, target: Target, tmp: Path, first_day: int) -> dict:
     """SIGKILL flow-run processes that a real Prefect worker started from the ``score``
-    deployment, then let the next deployment run finish: that run is the one ordinary score run
-    after all the kills."""
-    from benchmarks.live_prefect import LivePrefect
+    deployment of the packaged prefect.yaml, then let the next deployment run finish: that run
+    is the one ordinary score run after all the kills."""
+    from tests.live_prefect import LivePrefect
 
     rng = random.Random(args.seed + 1)
     env = {
+        **os.environ,
         "ECGMON_DATABASE_URL": target.url,
         "ECGMON_MODEL_STORE": str(target.store),
         "ECGMON_BATCH_SIZE": str(target.batch_size),
         "ECGMON_PROJECT_DIR": str(tmp),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     engine = create_db_engine(target.url)
     kills, states, day = 0, [], first_day
-    with LivePrefect(tmp / "prefect-home", args.prefect_port, env) as live:
-        live.deploy("score")
+    with LivePrefect(tmp / "prefect-home", args.prefect_port, poll_seconds=1.0) as live:
+        live.create_pool()
+        live.deploy(["score"], env=env, project_dir=tmp)
+        live.start_worker(env=env)
         log.info("Prefect server on port %d, worker and score deployment up", args.prefect_port)
         for _ in range(args.engine_kills):
             for _ in range(3):  # enough new beats that the kill lands while batches commit
                 write_feed_day(target.feed, day, args.beats_per_day, args.seed)
                 day += 1
-            flow_run = live.run("score/score", {"source": str(target.feed)})
+            flow_run = live.run_deployment("score/score", {"source": str(target.feed)})
             killed = kill_flow_run(live, engine, flow_run, rng)
-            state = live.wait(flow_run, timeout=120)
+            state = live.wait_for_state(flow_run, timeout=180)
             states.append(state)
             kills += killed and state != "COMPLETED"
             log.info("engine kill: killed=%s, flow run state %s", killed, state)
         write_feed_day(target.feed, day, args.beats_per_day, args.seed)
-        final = live.run("score/score", {"source": str(target.feed)})
-        final_state = live.wait(final, timeout=600)
+        final = live.run_deployment("score/score", {"source": str(target.feed)})
+        final_state = live.wait_for_state(final, {"COMPLETED"}, timeout=600)
     log.info("next deployment run after the engine kills: %s", final_state)
     return {"engine_kills": kills, "engine_killed_states": states,
             "engine_next_run_state": final_state, "days": day + 1}  # fmt: skip
@@ -581,17 +606,24 @@ def engine_phase(args: argparse.Namespace, target: Target, tmp: Path, first_day:
 def kill_flow_run(live: LivePrefect, engine: sa.Engine, flow_run: str, rng: random.Random) -> bool:
     """SIGKILL the flow run's engine process once its first batch committed (plus a random
     0-0.5 s); False when the run ended first."""
+    from tests.live_prefect import FINAL_STATES, flow_run_pid
+
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        process = live.flow_run_process(flow_run)
-        if process is not None and _committed_reads(engine, flow_run) > 0:
+        pid = flow_run_pid(flow_run)
+        if pid is not None and _committed_reads(engine, flow_run) > 0:
             time.sleep(rng.uniform(0.0, 0.5))
             try:
+                process = psutil.Process(pid)
                 process.kill()  # SIGKILL
             except psutil.NoSuchProcess:
                 return False
-            return process.wait(timeout=30) == -signal.SIGKILL
-        if live.state(flow_run) in TERMINAL:
+            try:
+                process.wait(timeout=30)
+            except psutil.TimeoutExpired:
+                return False
+            return True
+        if live.state(flow_run) in FINAL_STATES:
             return False
         time.sleep(0.05)
     return False
