@@ -411,7 +411,7 @@ def _long_signals(rows: list[int], samples: int):
     """Rows whose signal has ``samples`` samples (a flood of values in one list column)."""
 
     def change(df: pd.DataFrame, _length: int) -> None:
-        long = np.zeros(samples, dtype=np.float32)
+        long = np.random.default_rng(0).standard_normal(samples).astype(np.float32)
         signals = list(df["signal"])
         for row in rows:
             signals[row] = long
