@@ -33,11 +33,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import httpx
 import numpy as np
 import pandas as pd
 import psutil
@@ -62,6 +63,7 @@ if TYPE_CHECKING:  # imported late: a child process starts without TensorFlow
     from tests.live_prefect import LivePrefect
 
 log = logging.getLogger("chaos")
+T = TypeVar("T")
 LENGTH = 140
 
 
@@ -589,15 +591,17 @@ def engine_phase(args: argparse.Namespace, target: Target, tmp: Path, first_day:
             for _ in range(3):  # enough new beats that the kill lands while batches commit
                 write_feed_day(target.feed, day, args.beats_per_day, args.seed)
                 day += 1
-            flow_run = live.run_deployment("score/score", {"source": str(target.feed)})
+            flow_run = patient(live.run_deployment, "score/score", {"source": str(target.feed)})
             killed = kill_flow_run(live, engine, flow_run, rng)
-            state = live.wait_for_state(flow_run, timeout=180)
+            state = wait_final(live, flow_run, timeout=300)
             states.append(state)
             kills += killed and state != "COMPLETED"
             log.info("engine kill: killed=%s, flow run state %s", killed, state)
         write_feed_day(target.feed, day, args.beats_per_day, args.seed)
-        final = live.run_deployment("score/score", {"source": str(target.feed)})
-        final_state = live.wait_for_state(final, {"COMPLETED"}, timeout=600)
+        final = patient(live.run_deployment, "score/score", {"source": str(target.feed)})
+        final_state = wait_final(live, final, timeout=900)
+        if final_state != "COMPLETED":
+            raise RuntimeError(f"the deployment run after the kills ended {final_state}")
     log.info("next deployment run after the engine kills: %s", final_state)
     return {"engine_kills": kills, "engine_killed_states": states,
             "engine_next_run_state": final_state, "days": day + 1}  # fmt: skip
@@ -623,10 +627,38 @@ def kill_flow_run(live: LivePrefect, engine: sa.Engine, flow_run: str, rng: rand
             except psutil.TimeoutExpired:
                 return False
             return True
-        if live.state(flow_run) in FINAL_STATES:
+        if patient(live.state, flow_run) in FINAL_STATES:
             return False
         time.sleep(0.05)
     return False
+
+
+def patient(call: Callable[..., T], *args: object, attempts: int = 12) -> T:
+    """``call(*args)`` retried while the Prefect server is too busy to answer (a 503 or a
+    dropped connection on a loaded machine), waiting 1, 2, 4 ... up to 10 s between tries."""
+    for attempt in range(attempts):
+        try:
+            return call(*args)
+        except (httpx.TransportError, httpx.HTTPStatusError, RuntimeError) as err:
+            busy = isinstance(err, httpx.TransportError) or " 503" in str(err) or "503 " in str(err)
+            if not busy or attempt == attempts - 1:
+                raise
+            log.info("Prefect server busy (%s); retrying", str(err)[:80])
+            time.sleep(min(2**attempt, 10))
+    raise AssertionError("unreachable")
+
+
+def wait_final(live: LivePrefect, flow_run: str, timeout: float) -> str | None:
+    """The flow run's final state type (None if it has none after ``timeout`` s)."""
+    from tests.live_prefect import FINAL_STATES
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = patient(live.state, flow_run)
+        if state in FINAL_STATES:
+            return state
+        time.sleep(0.5)
+    return None
 
 
 def _committed_reads(engine: sa.Engine, run_id: str) -> int:
