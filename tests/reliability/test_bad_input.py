@@ -1,4 +1,5 @@
-"""Every bad-input case of the corpus is quarantined with a reason or refused, never a crash."""
+"""Every bad-input case of the corpus gets its expected outcome (quarantined with its reasons, all
+scored, nothing read, or refused with a named error), never a crash."""
 
 from pathlib import Path
 
