@@ -7,7 +7,8 @@ written in chunks), trains a small dense model and registers it as champion, the
 one process and machine state:
 
 (a) pipeline: the task functions the score flow runs (start_run, resolve_judge,
-    score_new_records, finish_run), in a child process whose peak RSS is reported;
+    score_new_records, finish_run), in a child process whose peak RSS (its ``VmHWM``) is
+    reported;
 (b) naive: pandas read, Keras ``predict``, pandas ``to_sql`` append;
 (c) limit: bare Parquet read to numpy + bare batched inference + bare bulk load (binary COPY
     with the pipeline's own encoder on PostgreSQL, executemany on SQLite) of the result rows into
@@ -133,7 +134,6 @@ def run_pipeline_child(url: str, store: str, source: str, batch_size: int | None
     done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
     sys.stderr.write(done.stderr[-2000:])
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return result
 
 
@@ -177,7 +177,18 @@ def child_main(args: argparse.Namespace) -> None:
     assert noop["n_read"] == 0, noop
     out = {"seconds": seconds, "noop_seconds": noop_seconds, "cpu": cpu, **counts}
     out["batch_size"] = settings.batch_size
+    out["peak_rss_mb"] = _own_peak_rss_mb()
     print(json.dumps(out))
+
+
+def _own_peak_rss_mb() -> float:
+    """Peak RSS (MB) of this process since it started its program (``VmHWM``). Not ``ru_maxrss``
+    in the parent: Linux carries a child's high-water mark over from the fork (the parent's pages)
+    across exec, so a child started after the naive stage reported the parent's gigabytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _import_driver(url: str) -> None:
