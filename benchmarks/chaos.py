@@ -25,6 +25,7 @@ import logging
 import multiprocessing
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -739,6 +740,7 @@ def main(argv: list[str] | None = None) -> int:
         outcomes = bad_input_phase(bad_settings, judge, tmp / "bad")
     finally:
         cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
     result = {
         **kills,
         **engine,
