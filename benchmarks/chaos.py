@@ -19,11 +19,13 @@ and ``duplicated`` rows (more than once, or not in the reference). Then each bad
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import multiprocessing
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -32,13 +34,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import httpx
 import numpy as np
 import pandas as pd
+import psutil
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
@@ -56,8 +60,11 @@ if TYPE_CHECKING:  # imported late: a child process starts without TensorFlow
 
     from ecgmon.models.autoencoder.detector import AutoencoderDetector
     from ecgmon.models.scoring import Judge
+    from ecgmon.storage.batches import BatchWrite
+    from tests.live_prefect import LivePrefect
 
 log = logging.getLogger("chaos")
+T = TypeVar("T")
 LENGTH = 140
 
 
@@ -134,19 +141,44 @@ def _judge_case(
                 {"r": run_id},
             )
         )
-        bad_rows = conn.execute(
+        bad_rows, payload = conn.execute(
             sa.text(
-                "select count(*) from rejected_records where run_id = :r and "
-                "(reason is null or reason = '' or detail is null)"
+                "select sum(case when reason is null or reason = '' or detail is null"
+                " then 1 else 0 end), max(length(raw_payload))"
+                " from rejected_records where run_id = :r"
             ),
             {"r": run_id},
-        ).scalar_one()
-    conserved = run is not None and run.n_read == run.n_scored + run.n_rejected
-    missing = sorted(set(case.expect) - set(reasons))
-    handled = not crashed and (refused is not None or (conserved and not missing)) and bad_rows == 0
+        ).one()
+    problems = [] if not crashed else ["crashed"]
+    if not crashed:
+        problems = outcome_problems(case, run, reasons, refused, int(payload or 0))
+    problems += [f"{bad_rows} rejections without reason or detail"] if bad_rows else []
+    handled = not problems
     if not handled and not detail:
-        detail = f"conserved={conserved} run={tuple(run) if run else None} missing={missing}"
+        detail = f"{'; '.join(problems)} (run={tuple(run) if run else None}, refused={refused})"
     return CaseOutcome(case.name, handled, crashed, refused, reasons, detail)
+
+
+def outcome_problems(
+    case: BadCase, run: sa.Row | None, reasons: list[str], refused: str | None, payload: int
+) -> list[str]:
+    """How a run's result differs from the case's expected outcome (empty when it matches)."""
+    if case.outcome == "refused":
+        return [] if refused is not None else ["expected a named error, the run completed"]
+    if refused is not None or run is None:
+        return [f"expected {case.outcome}, the run was refused: {refused}"]
+    problems = [] if run.n_read == run.n_scored + run.n_rejected else ["counts not conserved"]
+    if case.outcome == "nothing" and run.n_read:
+        problems.append(f"expected nothing to read, read {run.n_read}")
+    if case.outcome == "scored" and (run.n_rejected or not run.n_scored):
+        problems.append(f"expected every beat scored, {run.n_rejected} rejected ({reasons})")
+    missing = sorted(set(case.expect) - set(reasons))
+    problems += [f"reasons {missing} not recorded"] if missing else []
+    if case.n_scored is not None and run.n_scored != case.n_scored:
+        problems.append(f"scored {run.n_scored}, expected {case.n_scored}")
+    if case.max_payload_bytes is not None and payload > case.max_payload_bytes:
+        problems.append(f"a raw payload of {payload} bytes (bound {case.max_payload_bytes})")
+    return problems
 
 
 def bad_input_phase(settings: Settings, judge: Judge, workdir: Path) -> list[CaseOutcome]:
@@ -219,11 +251,29 @@ def write_feed_day(feed: Path, index: int, beats: int, seed: int) -> Path:
 # ----------------------------------------------------------------------------- children
 
 
-def child_run(kind: str, url: str, store: str, feed: str, batch_size: int, ready: Event) -> None:
-    """One score or backfill run, the task functions called directly (no Prefect engine)."""
+def child_run(
+    kind: str,
+    url: str,
+    store: str,
+    feed: str,
+    batch_size: int,
+    ready: Event,
+    pause_at: int | None = None,
+    marker: str | None = None,
+) -> None:
+    """One score or backfill run, the task functions called directly (no Prefect engine).
+
+    With ``pause_at``, the run's batch number ``pause_at`` (0-based) stops inside its commit:
+    the writer's test-only hook records the batch in ``marker`` and sleeps, so the parent's
+    SIGKILL provably lands between the batch's writes and its commit.
+    """
     settings = settings_for(url, Path(store), batch_size)
     from ecgmon.tasks.scoring import resolve_judge, score_new_records
 
+    if pause_at is not None and marker is not None:
+        from ecgmon.storage import batches
+
+        batches.before_commit_hook = pause_inside_commit(pause_at, Path(marker))
     engine = create_db_engine(settings.database_url_plain)
     ref = resolve_judge(settings)
     ready.set()
@@ -242,6 +292,31 @@ def child_run(kind: str, url: str, store: str, feed: str, batch_size: int, ready
     finish_run(engine, run_id, "completed")
 
 
+def pause_inside_commit(pause_at: int, marker: Path) -> Callable[[BatchWrite], None]:
+    """The writer hook of a child: at batch ``pause_at``, record the batch and sleep."""
+    from ecgmon.storage.pg_copy import as_arrow
+
+    seen = itertools.count()
+
+    def hook(write: BatchWrite) -> None:
+        if next(seen) != pause_at:
+            return
+        ids = as_arrow(write.scored.beats.record_id).to_pylist() if write.scored else []
+        batch = {
+            "run_id": write.run_id,
+            "record_ids": ids,
+            "rejected_keys": [r.record_key for r in write.rejections],
+            "stream": write.position.stream,
+            "offset": write.position.offset,
+        }
+        tmp = marker.with_suffix(".tmp")
+        tmp.write_text(json.dumps(batch))
+        tmp.rename(marker)  # appears whole, then the writer waits for its SIGKILL
+        time.sleep(600)
+
+    return hook
+
+
 def forkserver() -> multiprocessing.context.BaseContext:
     """Children forked from one server that imported TensorFlow and the tasks once (~5 s)."""
     context = multiprocessing.get_context("forkserver")
@@ -251,21 +326,34 @@ def forkserver() -> multiprocessing.context.BaseContext:
     return context
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where children run: the database, its model store, the feed, the batch size."""
+
+    url: str
+    store: Path
+    feed: Path
+    batch_size: int
+
+
 def spawn(
-    context: BaseContext, kind: str, url: str, store: Path, feed: Path, batch_size: int
+    context: BaseContext,
+    kind: str,
+    target: Target,
+    pause_at: int | None = None,
+    marker: Path | None = None,
 ) -> tuple[BaseProcess, Event]:
     ready = context.Event()
+    args = (kind, target.url, str(target.store), str(target.feed), target.batch_size, ready)
     child = context.Process(
-        target=child_run, args=(kind, url, str(store), str(feed), batch_size, ready), daemon=True
+        target=child_run, args=(*args, pause_at, str(marker) if marker else None), daemon=True
     )
     child.start()
     return child, ready
 
 
-def run_to_end(
-    context: BaseContext, kind: str, url: str, store: Path, feed: Path, batch_size: int
-) -> None:
-    child, _ready = spawn(context, kind, url, store, feed, batch_size)
+def run_to_end(context: BaseContext, kind: str, target: Target) -> None:
+    child, _ready = spawn(context, kind, target)
     child.join(timeout=600)
     if child.exitcode != 0:
         raise RuntimeError(f"{kind} child failed with exit code {child.exitcode}")
@@ -287,6 +375,18 @@ def kill_at_random(child: BaseProcess, ready: Event, rng: random.Random, window:
     child.kill()  # SIGKILL
     child.join()
     return phase
+
+
+def kill_inside_commit(child: BaseProcess, marker: Path, timeout: float = 180) -> dict | None:
+    """SIGKILL the child once its writer waits inside a commit (the marker is written); returns
+    the batch it was committing, or None when the run ended before reaching that batch."""
+    deadline = time.monotonic() + timeout
+    while not marker.exists() and child.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    inside = marker.exists() and child.is_alive()
+    child.kill()  # SIGKILL
+    child.join()
+    return json.loads(marker.read_text()) if inside else None
 
 
 # ----------------------------------------------------------------------------- checks
@@ -369,6 +469,50 @@ def compare(chaos: dict, reference: dict) -> dict[str, int]:
     }
 
 
+def visible_after_kill(engine: sa.Engine, batch: dict, feed: Path) -> int:
+    """Rows, rejections and watermark of a batch killed inside its commit that are visible
+    afterwards (must be 0: the transaction rolled back whole)."""
+    from ecgmon.sources.parquet import source_key
+
+    ids, keys = batch["record_ids"], batch["rejected_keys"]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("select count(*) from scores where record_id in :ids").bindparams(
+                sa.bindparam("ids", expanding=True)
+            ),
+            {"ids": ids or [""]},
+        ).scalar_one()
+        rejected = conn.execute(
+            sa.text("select count(*) from rejected_records where record_key in :k").bindparams(
+                sa.bindparam("k", expanding=True)
+            ),
+            {"k": keys or [""]},
+        ).scalar_one()
+        mark = conn.execute(
+            sa.text(
+                "select position_offset from ingest_watermarks where source = :s and stream = :t"
+            ),
+            {"s": source_key(feed), "t": batch["stream"]},
+        ).scalar()
+    return rows + rejected + int(mark is not None and mark >= batch["offset"])
+
+
+def double_processed(engine: sa.Engine) -> dict[str, int]:
+    """Committed ``n_scored`` summed over every run minus the distinct scored rows: beats a run
+    scored although an earlier run had committed them already (0 when each is scored once)."""
+    with engine.connect() as conn:
+        committed = conn.execute(
+            sa.text("select coalesce(sum(n_scored), 0) from pipeline_runs")
+        ).scalar_one()
+        distinct = conn.execute(
+            sa.text("select count(*) from (select distinct record_id, model_version from scores) d")
+        ).scalar_one()
+    return {
+        "double_processed": int(committed) - int(distinct),
+        "committed_n_scored": int(committed),
+    }
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -391,46 +535,175 @@ def database_urls(base: str | None, tmp: Path) -> tuple[list[str], callable]:
     return [f"{base}{sep}options=-csearch_path%3D{s}" for s in schemas], drop
 
 
-def kill_phase(args: argparse.Namespace, urls: list[str], tmp: Path, feed: Path) -> dict:
-    """Kill score and backfill children at random, then finish; compare with the reference."""
+def kill_phase(args: argparse.Namespace, target: Target, context: BaseContext) -> dict:
+    """SIGKILL score (and, with --backfill-share, backfill) children: at random points, and at
+    a random batch inside its commit; a new feed day after each attempt."""
     rng = random.Random(args.seed)
-    context = forkserver()
-    engine = create_db_engine(urls[0])
-    store = tmp / "store-chaos"
-    day, kills, attempts, ahead, window = args.days, 0, 0, 0, 2.0
+    engine = create_db_engine(target.url)
+    kills, attempts, ahead, window, inside, visible = 0, 0, 0, 2.0, 0, 0
     phases: dict[str, int] = {}
-    while kills < args.kills and attempts < 3 * args.kills:
+    while (kills < args.kills or inside < args.commit_kills) and attempts < 3 * args.kills:
         attempts += 1
-        kind = "backfill" if rng.random() < args.backfill_share else "score"
-        child, ready = spawn(context, kind, urls[0], store, feed, args.batch_size)
-        phase = kill_at_random(child, ready, rng, window)
-        phases[f"{kind}_{phase}"] = phases.get(f"{kind}_{phase}", 0) + 1
-        window = window * 0.7 if phase == "finished" else min(window * 1.15, 8.0)
-        kills += phase != "finished"
-        ahead += watermark_ahead(engine, feed)
-        log.info(
-            "attempt %d: %s %s (kills %d, window %.1f s)", attempts, kind, phase, kills, window
-        )
-        write_feed_day(feed, day, args.beats_per_day, args.seed)
-        day += 1
-    for url, store_name in ((urls[0], "store-chaos"), (urls[1], "store-ref")):
-        run_to_end(context, "score", url, tmp / store_name, feed, args.batch_size)
-        run_to_end(context, "backfill", url, tmp / store_name, feed, args.batch_size)
-    ahead += watermark_ahead(engine, feed)
-    result = compare(snapshot(engine), snapshot(create_db_engine(urls[1])))
+        if inside < args.commit_kills and attempts % 3 == 1:
+            marker = target.store.parent / f"inside-{attempts}.json"
+            child, _ready = spawn(context, "score", target, rng.randrange(6), marker)
+            batch = kill_inside_commit(child, marker)
+            phase = "score_inside_commit" if batch else "score_finished"
+            if batch is not None:
+                inside += 1
+                visible += visible_after_kill(engine, batch, target.feed)
+        else:
+            kind = "backfill" if rng.random() < args.backfill_share else "score"
+            child, ready = spawn(context, kind, target)
+            phase = f"{kind}_{kill_at_random(child, ready, rng, window)}"
+            window = window * 0.7 if phase.endswith("finished") else min(window * 1.15, 8.0)
+        phases[phase] = phases.get(phase, 0) + 1
+        kills += not phase.endswith("finished")
+        ahead += watermark_ahead(engine, target.feed)
+        log.info("attempt %d: %s (kills %d, inside commit %d)", attempts, phase, kills, inside)
+        write_feed_day(target.feed, args.days + attempts - 1, args.beats_per_day, args.seed)
     return {"kills": kills, "kill_attempts": attempts, "kill_phases": phases,
-            "watermark_ahead": ahead, "days": day, **result}  # fmt: skip
+            "kills_inside_commit": inside, "inside_commit_visible": visible,
+            "watermark_ahead": ahead, "days": args.days + attempts}  # fmt: skip
+
+
+def engine_phase(args: argparse.Namespace, target: Target, tmp: Path, first_day: int) -> dict:
+    """SIGKILL flow-run processes that a real Prefect worker started from the ``score``
+    deployment of the packaged prefect.yaml, then let the next deployment run finish: that run
+    is the one ordinary score run after all the kills."""
+    from tests.live_prefect import LivePrefect
+
+    rng = random.Random(args.seed + 1)
+    env = {
+        **os.environ,
+        "ECGMON_DATABASE_URL": target.url,
+        "ECGMON_MODEL_STORE": str(target.store),
+        "ECGMON_BATCH_SIZE": str(target.batch_size),
+        "ECGMON_PROJECT_DIR": str(tmp),
+    }
+    engine = create_db_engine(target.url)
+    kills, states, day = 0, [], first_day
+    with LivePrefect(tmp / "prefect-home", args.prefect_port, poll_seconds=1.0) as live:
+        live.create_pool()
+        live.deploy(["score"], env=env, project_dir=tmp)
+        live.start_worker(env=env)
+        log.info("Prefect server on port %d, worker and score deployment up", args.prefect_port)
+        for _ in range(args.engine_kills):
+            for _ in range(3):  # enough new beats that the kill lands while batches commit
+                write_feed_day(target.feed, day, args.beats_per_day, args.seed)
+                day += 1
+            flow_run = patient(live.run_deployment, "score/score", {"source": str(target.feed)})
+            killed = kill_flow_run(live, engine, flow_run, rng)
+            state = wait_final(live, flow_run, timeout=300)
+            states.append(state)
+            kills += killed and state != "COMPLETED"
+            log.info("engine kill: killed=%s, flow run state %s", killed, state)
+        write_feed_day(target.feed, day, args.beats_per_day, args.seed)
+        final = patient(live.run_deployment, "score/score", {"source": str(target.feed)})
+        final_state = wait_final(live, final, timeout=900)
+        if final_state != "COMPLETED":
+            raise RuntimeError(f"the deployment run after the kills ended {final_state}")
+    log.info("next deployment run after the engine kills: %s", final_state)
+    return {"engine_kills": kills, "engine_killed_states": states,
+            "engine_next_run_state": final_state, "days": day + 1}  # fmt: skip
+
+
+def kill_flow_run(live: LivePrefect, engine: sa.Engine, flow_run: str, rng: random.Random) -> bool:
+    """SIGKILL the flow run's engine process once its first batch committed (plus a random
+    0-0.5 s); False when the run ended first."""
+    from tests.live_prefect import FINAL_STATES, flow_run_pid
+
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        pid = flow_run_pid(flow_run)
+        if pid is not None and _committed_reads(engine, flow_run) > 0:
+            time.sleep(rng.uniform(0.0, 0.5))
+            try:
+                process = psutil.Process(pid)
+                process.kill()  # SIGKILL
+            except psutil.NoSuchProcess:
+                return False
+            try:
+                process.wait(timeout=30)
+            except psutil.TimeoutExpired:
+                return False
+            return True
+        if patient(live.state, flow_run) in FINAL_STATES:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def patient(call: Callable[..., T], *args: object, attempts: int = 12) -> T:
+    """``call(*args)`` retried while the Prefect server is too busy to answer (a 503 or a
+    dropped connection on a loaded machine), waiting 1, 2, 4 ... up to 10 s between tries."""
+    for attempt in range(attempts):
+        try:
+            return call(*args)
+        except (httpx.TransportError, httpx.HTTPStatusError, RuntimeError) as err:
+            busy = isinstance(err, httpx.TransportError) or " 503" in str(err) or "503 " in str(err)
+            if not busy or attempt == attempts - 1:
+                raise
+            log.info("Prefect server busy (%s); retrying", str(err)[:80])
+            time.sleep(min(2**attempt, 10))
+    raise AssertionError("unreachable")
+
+
+def wait_final(live: LivePrefect, flow_run: str, timeout: float) -> str | None:
+    """The flow run's final state type (None if it has none after ``timeout`` s)."""
+    from tests.live_prefect import FINAL_STATES
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = patient(live.state, flow_run)
+        if state in FINAL_STATES:
+            return state
+        time.sleep(0.5)
+    return None
+
+
+def _committed_reads(engine: sa.Engine, run_id: str) -> int:
+    with engine.connect() as conn:
+        n = conn.execute(
+            sa.text("select n_read from pipeline_runs where run_id = :r"), {"r": run_id}
+        ).scalar()
+    return int(n or 0)
+
+
+def measure(context: BaseContext, target: Target, ref: Target) -> dict:
+    """After the one ordinary score run: the reference gets one uninterrupted score run over the
+    same feed; loss and double processing are measured before anything could repair them; then
+    a full backfill of the chaos database (the repair) and the comparison again."""
+    engine = create_db_engine(target.url)
+    run_to_end(context, "score", ref)
+    reference = snapshot(create_db_engine(ref.url))
+    before = compare(snapshot(engine), reference)
+    doubled = double_processed(engine)
+    ahead = watermark_ahead(engine, target.feed)
+    run_to_end(context, "backfill", target)
+    after = compare(snapshot(engine), reference)
+    return {
+        "lost_before_repair": before["lost"],
+        "duplicated_before_repair": before["duplicated"],
+        "mismatched_before_repair": before["mismatched"],
+        **doubled,
+        **after,
+        "watermark_ahead_final": ahead,
+    }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--kills", type=int, default=21, help="SIGKILLs of forked children")
+    parser.add_argument("--commit-kills", type=int, default=7, help="of them inside a commit")
+    parser.add_argument("--engine-kills", type=int, default=3, help="of Prefect flow runs")
+    parser.add_argument("--prefect-port", type=int, default=4311)
     parser.add_argument("--database-url", help="PostgreSQL base URL (default: SQLite files)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--days", type=int, default=3, help="days in the feed before the kills")
     parser.add_argument("--beats-per-day", type=int, default=600)
     parser.add_argument("--batch-size", type=int, default=50)
-    parser.add_argument("--backfill-share", type=float, default=0.3)
+    parser.add_argument("--backfill-share", type=float, default=0.0)
     parser.add_argument("--json", action="store_true")
     return parser.parse_args(argv)
 
@@ -441,14 +714,25 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="ecgmon-chaos-"))
     urls, cleanup = database_urls(args.database_url, tmp)
+    feed = tmp / "var" / "incoming"
+    target = Target(urls[0], tmp / "store-chaos", feed, args.batch_size)
     try:
         detector = train_tiny(args.seed)
         for url, name in zip(urls, ("store-chaos", "store-ref", "store-bad"), strict=True):
             prepare_database(url, tmp / name, detector)
-        feed = tmp / "feed"
         for index in range(args.days):
             write_feed_day(feed, index, args.beats_per_day, args.seed)
-        kills = kill_phase(args, urls, tmp, feed)
+        context = forkserver()
+        kills = kill_phase(args, target, context)
+        try:
+            engine = engine_phase(args, target, tmp, kills["days"])
+        except Exception as err:  # reported: the engine kills are then 0 and the bar fails
+            log.exception("engine phase failed; one ordinary score run instead")
+            engine = {"engine_kills": 0, "engine_error": str(err)[-500:]}
+            run_to_end(context, "score", target)
+        measured = measure(
+            context, target, Target(urls[1], tmp / "store-ref", feed, args.batch_size)
+        )
         from ecgmon.tasks.scoring import load_judge, resolve_judge
 
         bad_settings = settings_for(urls[2], tmp / "store-bad")
@@ -456,19 +740,27 @@ def main(argv: list[str] | None = None) -> int:
         outcomes = bad_input_phase(bad_settings, judge, tmp / "bad")
     finally:
         cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
     result = {
         **kills,
+        **engine,
+        "child_kills": kills["kills"],
+        "kills": kills["kills"] + engine["engine_kills"],
+        **measured,
         "bad_input_cases": len(outcomes),
         "bad_inputs_handled": sum(o.handled for o in outcomes),
         "bad_inputs_refused": sum(o.refused is not None for o in outcomes),
         "crashes": sum(o.crashed for o in outcomes),
         "not_handled": [o.name for o in outcomes if not o.handled],
         "backend": make_url(urls[0]).get_backend_name(),
-        "harness": "forkserver children (TF, tasks preloaded) calling the task functions directly",
+        "harness": "forkserver children calling the task functions (random and inside-commit "
+        "kills); a local Prefect server, process worker and the score deployment (engine kills)",
         "seconds": round(time.perf_counter() - started, 1),
     }
     if not args.json:
-        print(f"kills {result['kills']}, lost {result['lost']}, duplicated {result['duplicated']}, "
+        print(f"kills {result['kills']} ({result['kills_inside_commit']} inside a commit, "
+              f"{result['engine_kills']} of Prefect flow runs), lost before repair "
+              f"{result['lost_before_repair']}, double processed {result['double_processed']}, "
               f"bad inputs handled {result['bad_inputs_handled']}/{result['bad_input_cases']}, "
               f"crashes {result['crashes']}")  # fmt: skip
     print(json.dumps(result, sort_keys=True))

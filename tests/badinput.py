@@ -1,9 +1,18 @@
 """A corpus of bad Parquet feeds, shared by the chaos benchmark and the reliability tests.
 
-Each :class:`BadCase` writes one small feed folder (a few beats of ``length`` samples) that is
-wrong in one way, and names the rejection reasons a correct pipeline must record for it. A case
-is *handled* when scoring it raises no exception other than a named :class:`EcgmonError`, the
-run conserves its counts (read = scored + rejected) and every expected reason is quarantined.
+Each :class:`BadCase` writes one feed folder (a few beats of ``length`` samples, or a
+realistic 50,000-beat batch for the size attacks) that is wrong in one way, and states the one
+outcome a correct pipeline must give it (``outcome``):
+
+- ``quarantined``: the run completes, conserves its counts (read = scored + rejected), records
+  every reason in ``expect`` and scores ``n_scored`` beats (when given);
+- ``scored``: the run completes and scores every beat it reads (``n_scored`` when given),
+  rejecting none;
+- ``nothing``: the run completes having read nothing;
+- ``refused``: the run stops with a named :class:`EcgmonError` (a clear message, no traceback).
+
+``max_payload_bytes``, when set, bounds the stored raw payload of every rejection (a size attack
+must not flood the quarantine). Any other exception is a crash.
 """
 
 from __future__ import annotations
@@ -19,6 +28,11 @@ import pyarrow.parquet as pq
 
 N_ROWS = 6
 DAY = "2026-11-01"
+OUTCOMES = ("quarantined", "scored", "nothing", "refused")
+BIG_BATCH = 50_000  # the default batch size: size attacks come at realistic scale
+#: Bytes a rejection's stored raw payload may take in a size attack (a 140-sample row takes ~3 kB
+#: as JSON; an unbounded 1,000,000-sample row took ~20 MB)
+PAYLOAD_BOUND = 256_000
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,17 @@ class BadCase:
     after_first_batch: Callable[[Path], None] | None = None
     batch_size: int = 100
     tags: tuple[str, ...] = field(default=())
+    outcome: str = ""  # quarantined when ``expect`` names reasons, else given explicitly
+    n_scored: int | None = None
+    max_payload_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.outcome:
+            object.__setattr__(self, "outcome", "quarantined" if self.expect else "")
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"case {self.name}: no expected outcome ({self.outcome!r})")
+        if (self.outcome == "quarantined") != bool(self.expect):
+            raise ValueError(f"case {self.name}: quarantined cases, and only they, name reasons")
 
 
 def good_signals(n: int, length: int, seed: int = 0) -> np.ndarray:
@@ -232,22 +257,22 @@ def _nested_signal(df: pd.DataFrame, length: int) -> pd.DataFrame:
 
 
 def corpus() -> list[BadCase]:
-    """Every bad-input case (at least 30), in a stable order."""
+    """Every bad-input case (at least 45), in a stable order; each states its outcome."""
     nan_row = lambda length: [np.full(length, np.nan, dtype=np.float32)]  # noqa: E731
     cases = [
         BadCase("not_parquet", _bytes("np", b"record_id,signal\na,1 2 3\n"), ("unreadable_file",)),
         BadCase("empty_file", _bytes("ef", b""), ("unreadable_file",)),
         BadCase("truncated_file", _bytes("tf", lambda b: b[: len(b) // 2]), ("unreadable_file",)),
         BadCase("corrupt_pages", _bytes("cp", _flip_middle), ("truncated_file",)),
-        BadCase("zero_rows", _zero_rows("zr")),
-        BadCase("empty_folder", _empty_folder),
+        BadCase("zero_rows", _zero_rows("zr"), outcome="nothing"),
+        BadCase("empty_folder", _empty_folder, outcome="nothing"),
         BadCase("no_record_id_column", _edit("nr", _drop("record_id")), ("schema_mismatch",)),
         BadCase("no_recorded_at_column", _edit("nt", _drop("recorded_at")), ("schema_mismatch",)),
         BadCase("no_signal_column", _edit("ns", _drop("signal")), ("schema_mismatch",)),
         BadCase("null_record_id", _edit("ni", _set("record_id", 1, None)), ("missing_record_id",)),
         BadCase("empty_record_id", _edit("ei", _set("record_id", 1, "  ")), ("missing_record_id",)),
         BadCase("record_id_too_long", _edit("li", _long_id), ("record_id_too_long",)),
-        BadCase("integer_record_ids", _edit("ii", _int_ids)),
+        BadCase("integer_record_ids", _edit("ii", _int_ids), outcome="scored", n_scored=N_ROWS),
         BadCase("duplicate_id_in_batch", _edit("di", _dup_within), ("duplicate_record_id",)),
         BadCase(
             "duplicate_id_across_batches",
@@ -267,6 +292,8 @@ def corpus() -> list[BadCase]:
         BadCase(
             "naive_timestamps",
             _edit("nv", _times([f"{DAY} 00:00:0{i}" for i in range(N_ROWS)])),
+            outcome="scored",
+            n_scored=N_ROWS,
         ),
         BadCase(
             "mixed_offsets",
@@ -283,12 +310,18 @@ def corpus() -> list[BadCase]:
                     ]
                 ),
             ),
+            outcome="scored",
+            n_scored=N_ROWS,
         ),
         BadCase(
             "timestamps_out_of_range",
             _edit("tr", _times(["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"] + [DAY] * 4)),
+            outcome="scored",
+            n_scored=N_ROWS,
         ),
-        BadCase("epoch_integer_timestamps", _edit("ep", _epoch_times)),
+        BadCase(
+            "epoch_integer_timestamps", _edit("ep", _epoch_times), outcome="scored", n_scored=N_ROWS
+        ),
         BadCase(
             "nan_samples", lambda f, n: _edit("na", _signal_rows(nan_row(n)))(f, n), ("non_finite",)
         ),
@@ -321,8 +354,8 @@ def corpus() -> list[BadCase]:
         ),
         BadCase("string_signal", _edit("ss", _string_signal), ("non_numeric_signal",)),
         BadCase("nested_signal", _edit("nn", _nested_signal), ("non_numeric_signal",)),
-        BadCase("integer_signal", _edit("is", _int_signal)),
-        BadCase("extra_columns", _edit("ex", _extra)),
+        BadCase("integer_signal", _edit("is", _int_signal), outcome="scored", n_scored=N_ROWS),
+        BadCase("extra_columns", _edit("ex", _extra), outcome="scored", n_scored=N_ROWS),
         BadCase("wide_columns_wrong_count", _wide("ww", width_delta=-3), ("wrong_length",)),
         BadCase("wide_column_not_numeric", _wide("wn", bad_column=True), ("non_numeric_signal",)),
         BadCase("wide_columns_two_prefixes", _wide("wp", prefixes=2), ("schema_mismatch",)),
@@ -333,18 +366,7 @@ def corpus() -> list[BadCase]:
             after_first_batch=_remove_second,
             batch_size=3,
         ),
-        # poison rows and size attacks: each row is quarantined, the rest of its batch scored
-        BadCase(
-            "patient_id_too_long",
-            _edit("pl", _set("patient_id", 1, "p" * 129)),
-            ("patient_id_too_long",),
-        ),  # fmt: skip
-        BadCase(
-            "nul_in_record_id", _edit("nr", _set("record_id", 1, "nr-\x00-1")), ("nul_in_id",)
-        ),  # fmt: skip
-        BadCase(
-            "nul_in_patient_id", _edit("np", _set("patient_id", 1, "p\x001")), ("nul_in_id",)
-        ),  # fmt: skip
+        # size attacks: the row is quarantined, the rest of its batch scored (poison ids: later)
         BadCase(
             "huge_record_id",
             _edit("hi", _set("record_id", 1, "h" * 100_000)),
@@ -356,4 +378,169 @@ def corpus() -> list[BadCase]:
             ("wrong_length",),
         ),  # fmt: skip
     ]
-    return cases
+    return cases + later_cases()
+
+
+# ----------------------------------------------------------------------------- later cases
+
+
+def _big_frame(name: str, length: int, n: int = BIG_BATCH) -> pd.DataFrame:
+    """A good feed of ``n`` beats (a realistic batch), built without a Python object per sample."""
+    signals = np.tile(good_signals(1, length), (n, 1))
+    return pd.DataFrame(
+        {
+            "record_id": [f"{name}-{i:06d}" for i in range(n)],
+            "recorded_at": pd.Timestamp(DAY, tz="UTC") + pd.to_timedelta(np.arange(n), unit="ms"),
+            "patient_id": "p1",
+            "signal": list(signals),
+        }
+    )
+
+
+def _big(name: str, change: Callable[[pd.DataFrame, int], None]):
+    """A case writer: a 50,000-beat feed changed in place by ``change(df, length)``."""
+
+    def write(folder: Path, length: int) -> None:
+        df = _big_frame(name, length)
+        change(df, length)
+        _save(df, folder)
+
+    return write
+
+
+def _put(column: str, rows: range | list[int], value: object):
+    def change(df: pd.DataFrame, _length: int) -> pd.DataFrame:
+        df[column] = df[column].astype(object)
+        for row in rows:
+            df.at[row, column] = value
+        return df
+
+    return change
+
+
+def _long_signals(rows: list[int], samples: int):
+    """Rows whose signal has ``samples`` samples (a flood of values in one list column)."""
+
+    def change(df: pd.DataFrame, _length: int) -> None:
+        long = np.random.default_rng(0).standard_normal(samples).astype(np.float32)
+        signals = list(df["signal"])
+        for row in rows:
+            signals[row] = long
+        df["signal"] = signals
+
+    return change
+
+
+def _arrow_types(name: str, ids: pa.DataType, signal: str):
+    """A good feed whose ids are stored as ``ids`` and signal as ``signal`` (large or fixed)."""
+
+    def write(folder: Path, length: int) -> None:
+        df = frame(name, length)
+        values = pa.array(np.concatenate(list(df["signal"])))
+        if signal == "large_list":
+            offsets = pa.array(np.arange(len(df) + 1, dtype=np.int64) * length)
+            column = pa.LargeListArray.from_arrays(offsets, values)
+        else:
+            column = pa.FixedSizeListArray.from_arrays(values, length)
+        record_ids = pa.array(df["record_id"]).cast(ids)
+        times = pa.array(df["recorded_at"])
+        _table(folder, {"record_id": record_ids, "recorded_at": times, "signal": column})
+
+    return write
+
+
+def later_cases() -> list[BadCase]:
+    """Cases added with the size attacks and the poison rows (PostgreSQL refuses NUL characters
+    and ids longer than their columns; SQLite takes them)."""
+    k100 = "x" * 100_000
+    return [
+        BadCase(
+            "patient_id_too_long",
+            _edit("pl", _set("patient_id", 2, "p" * 129)),
+            ("patient_id_too_long",),
+            n_scored=N_ROWS - 1,
+        ),
+        BadCase(
+            "nul_in_record_id",
+            _edit("nr0", _set("record_id", 1, "nr0-\x00-1")),
+            ("nul_in_id",),
+            n_scored=N_ROWS - 1,
+        ),
+        BadCase(
+            "nul_in_patient_id",
+            _edit("np0", _set("patient_id", 4, "p\x001")),
+            ("nul_in_id",),
+            n_scored=N_ROWS - 1,
+        ),
+        BadCase(
+            "record_id_at_its_limit",
+            _edit("rl0", _set("record_id", 0, "r" * 256)),
+            outcome="scored",
+            n_scored=N_ROWS,
+        ),
+        BadCase(
+            "patient_id_at_its_limit",
+            _edit("pl0", _set("patient_id", 0, "p" * 128)),
+            outcome="scored",
+            n_scored=N_ROWS,
+        ),
+        BadCase(
+            "unicode_ids",
+            _edit("uc", _set("record_id", 3, "uc-\u00e9\u0301-\u05d0-\U0001f600")),
+            outcome="scored",
+            n_scored=N_ROWS,
+        ),
+        BadCase(
+            "large_string_ids_large_list_signal",
+            _arrow_types("ls", pa.large_string(), "large_list"),
+            outcome="scored",
+            n_scored=N_ROWS,
+        ),
+        BadCase(
+            "dictionary_ids_fixed_size_list_signal",
+            _arrow_types("dc", pa.dictionary(pa.int32(), pa.string()), "fixed_size_list"),
+            outcome="scored",
+            n_scored=N_ROWS,
+        ),
+        BadCase(
+            "huge_record_id_in_a_big_batch",
+            _big("hr", _put("record_id", [7], k100)),
+            ("record_id_too_long",),
+            batch_size=BIG_BATCH,
+            n_scored=BIG_BATCH - 1,
+            max_payload_bytes=PAYLOAD_BOUND,
+        ),
+        BadCase(
+            "huge_patient_id_in_a_big_batch",
+            _big("hp", _put("patient_id", [11], k100)),
+            ("patient_id_too_long",),
+            batch_size=BIG_BATCH,
+            n_scored=BIG_BATCH - 1,
+            max_payload_bytes=PAYLOAD_BOUND,
+        ),
+        BadCase(
+            "huge_list_row_in_a_big_batch",
+            _big("hl", _long_signals([5], 1_000_000)),
+            ("wrong_length",),
+            batch_size=BIG_BATCH,
+            n_scored=BIG_BATCH - 1,
+            max_payload_bytes=PAYLOAD_BOUND,
+        ),
+        BadCase(
+            "many_huge_rejected_payloads",
+            _big("hm", _long_signals(list(range(0, 10_000, 100)), 50_000)),
+            ("wrong_length",),
+            batch_size=BIG_BATCH,
+            n_scored=BIG_BATCH - 100,
+            max_payload_bytes=PAYLOAD_BOUND,
+        ),
+        BadCase(
+            "long_ids_in_a_big_batch",
+            _big(
+                "lg", lambda df, _l: df.__setitem__("record_id", df["record_id"] + "-" + "y" * 240)
+            ),
+            outcome="scored",
+            batch_size=BIG_BATCH,
+            n_scored=BIG_BATCH,
+        ),
+    ]

@@ -117,6 +117,11 @@ SCORE_COPY_TYPES = {
     "flagged_at": pa.timestamp("us", tz="UTC"),
 }
 SEVERITY_BOUNDS = ((3.0, "high"), (1.5, "medium"), (0.0, "low"))
+#: Test-only fault point, None in production: called with the batch inside its transaction,
+#: after its last write and before its commit. The chaos benchmark (benchmarks/chaos.py) sets it
+#: in its child runs to record that point and pause there, so a SIGKILL provably lands inside a
+#: commit.
+before_commit_hook: Callable[[BatchWrite], None] | None = None
 
 
 @dataclass
@@ -177,6 +182,8 @@ def commit_batch(
         add_batch_counts(
             conn, write.run_id, _run_counts(write), _drift_state(write), batch_key=write.key
         )
+        if before_commit_hook is not None:
+            before_commit_hook(write)
 
 
 def _run_counts(write: BatchWrite) -> BatchCounts:

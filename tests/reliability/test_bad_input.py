@@ -1,15 +1,24 @@
-"""Every bad-input case of the corpus is quarantined with a reason or refused, never a crash."""
+"""Every bad-input case of the corpus gets its expected outcome (quarantined with its reasons, all
+scored, nothing read, or refused with a named error), never a crash."""
 
 from pathlib import Path
 
 import pytest
 
-from tests.badinput import corpus
+from tests.badinput import OUTCOMES, BadCase, corpus
 
 
-def test_corpus_has_at_least_30_distinct_cases():
-    names = [case.name for case in corpus()]
-    assert len(names) >= 30 and len(set(names)) == len(names)
+def test_corpus_has_at_least_45_distinct_cases_each_with_an_expected_outcome():
+    cases = corpus()
+    names = [case.name for case in cases]
+    assert len(names) >= 45 and len(set(names)) == len(names)
+    assert all(case.outcome in OUTCOMES for case in cases)
+    assert all(bool(case.expect) == (case.outcome == "quarantined") for case in cases)
+
+
+def test_a_case_without_an_expected_outcome_is_refused():
+    with pytest.raises(ValueError, match="no expected outcome"):
+        BadCase("vague", lambda folder, length: None)
 
 
 def test_every_bad_input_is_handled(ecgmon_env, champion, tmp_path: Path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 
 from ecgmon.records import ScoredBeats, StreamPosition, ValidBeats
@@ -58,3 +59,27 @@ def test_recommitting_a_batch_updates_scores_and_flags(ecgmon_env) -> None:
         run = conn.exec_driver_sql("SELECT n_scored FROM pipeline_runs").scalar_one()
     assert states == {"a": "pending", "c": "sent"}
     assert run == 7
+
+
+def test_the_before_commit_hook_runs_inside_the_batch_transaction(ecgmon_env, monkeypatch) -> None:
+    """The chaos benchmark's fault point: the hook sees every write of the batch done (on the
+    batch's own connection) and nothing of it committed; a failure there rolls it all back."""
+    from ecgmon.storage import batches
+
+    engine = create_db_engine(ecgmon_env.database_url_plain)
+    start_run(engine, "run-1", "score", {}, "src")
+    seen: list[dict] = []
+
+    def hook(write: BatchWrite) -> None:
+        seen.append(_rows(engine, "scores"))  # another connection: nothing committed yet
+        raise KeyboardInterrupt  # like the SIGKILL the benchmark sends while the hook waits
+
+    monkeypatch.setattr(batches, "before_commit_hook", hook)
+    with pytest.raises(KeyboardInterrupt):
+        commit_batch(engine, _write(["a", "b"], [0.5, 2.0], 2))
+    assert seen == [{}]
+    assert _rows(engine, "scores") == {} and _rows(engine, "anomalies") == {}
+    with engine.connect() as conn:
+        marks = conn.exec_driver_sql("SELECT count(*) FROM ingest_watermarks").scalar_one()
+        run = conn.exec_driver_sql("SELECT n_scored FROM pipeline_runs").scalar_one()
+    assert marks == 0 and run == 0
