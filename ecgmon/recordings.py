@@ -315,8 +315,8 @@ def recording_beats(
     from the record's start (``recording.offset`` added).
     """
     fs, n, offset = recording.fs, recording.signal.size, recording.offset
-    cleaned = clean_signal(recording.signal, fs)
     try:
+        cleaned = clean_signal(recording.signal, fs)
         local = detect_r_peaks(recording.signal, fs, cleaned=cleaned)
     except (ValueError, IndexError, ZeroDivisionError, FloatingPointError) as err:
         raise DataFormatError(f"R-peak detection failed on {recording.name}: {err}") from err

@@ -48,16 +48,17 @@ def _state(url: str) -> tuple[list[str], list[str], list[tuple]]:
 def test_sigkilled_score_runs_then_a_rerun_leave_each_row_once(
     ecgmon_env, champion, synthetic_set, tmp_path, context
 ):
-    from benchmarks.chaos import kill_at_random, run_to_end, spawn, watermark_ahead
+    from benchmarks.chaos import Target, kill_at_random, run_to_end, spawn, watermark_ahead
 
     url, store = ecgmon_env.database_url_plain, Path(ecgmon_env.model_store)
     folder, good, bad = _feed(tmp_path, synthetic_set)
     rng = random.Random(1)
+    target = Target(url, store, folder, 10)
     for _ in range(3):
-        child, ready = spawn(context, "score", url, store, folder, 10)
+        child, ready = spawn(context, "score", target)
         kill_at_random(child, ready, rng, window=1.5)
         assert watermark_ahead(create_db_engine(url), folder) == 0
-    run_to_end(context, "score", url, store, folder, 10)
+    run_to_end(context, "score", target)
     scores, rejected, runs = _state(url)
     assert sorted(scores) == sorted(good) and sorted(rejected) == sorted(bad)
     assert all(r[1] == r[2] + r[3] for r in runs)  # every run conserves, killed ones too
@@ -66,11 +67,12 @@ def test_sigkilled_score_runs_then_a_rerun_leave_each_row_once(
 def test_two_concurrent_score_runs_score_each_record_once(
     ecgmon_env, champion, synthetic_set, tmp_path, context
 ):
-    from benchmarks.chaos import spawn
+    from benchmarks.chaos import Target, spawn
 
     url, store = ecgmon_env.database_url_plain, Path(ecgmon_env.model_store)
     folder, good, bad = _feed(tmp_path, synthetic_set)
-    children = [spawn(context, "score", url, store, folder, 10) for _ in range(2)]
+    target = Target(url, store, folder, 10)
+    children = [spawn(context, "score", target) for _ in range(2)]
     for child, _ready in children:  # keep the events alive until the children have them
         child.join(timeout=300)
         assert child.exitcode == 0
