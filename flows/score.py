@@ -47,7 +47,10 @@ def score_flow(
     )
     alert = alert_run_task(settings, run_id)  # after the commit; never raises
     row = row | {"alert_state": alert["state"], "alert_detail": alert["detail"]}
-    publish_run_summary(row, top_flagged(create_db_engine(settings.database_url_plain), run_id))
+    extra = {"files rejected whole": len(counts["files_rejected"])}
+    publish_run_summary(
+        row | {"extra": extra}, top_flagged(create_db_engine(settings.database_url_plain), run_id)
+    )
     if wants_pictures(source, counts["n_flagged"]):
         publish_flagged_beats_task(settings, run_id, source)  # never raises
     return {

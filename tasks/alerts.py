@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 from ecgmon.settings import Settings
 from ecgmon.storage.batches import new_flag_count, record_alert_outcome
 from ecgmon.storage.engine import create_db_engine
+from ecgmon.storage.quarantine import whole_file_rejections
 from ecgmon.storage.runs import claim_alert, read_run
 from ecgmon.tasks.reporting import flagged_query, top_flagged
 
@@ -64,6 +65,16 @@ def alert_reasons(run: dict, n_new: int, settings: Settings) -> list[str]:
             "against the model's normal reference"
         )
     return reasons
+
+
+def whole_file_reasons(rejected: list[dict]) -> list[str]:
+    """One alert reason per file a run rejected whole (schema change, unreadable, truncated):
+    none of its beats were scored, whether or not anything was flagged."""
+    return [
+        f"FILE REJECTED ({r['reason']}): {r['record_key']}: {r['detail']}; none of its beats "
+        "were scored; fixed in place, it is read again by the next run"
+        for r in rejected
+    ]
 
 
 def alert_message(run: dict, reasons: list[str], beats: list[dict]) -> tuple[str, str]:
@@ -164,6 +175,7 @@ def alert_run(settings: Settings, run_id: str) -> AlertOutcome:
     run = read_run(engine, run_id)
     n_new = new_flag_count(engine, run_id)
     reasons = alert_reasons(run, n_new, settings)
+    reasons += whole_file_reasons(whole_file_rejections(engine, run_id))
     if not reasons:
         outcome = AlertOutcome("none", "nothing new to alert")
     else:

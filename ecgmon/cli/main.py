@@ -76,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from ecgmon.flows.score import score_flow
-    from ecgmon.tasks.scoring import check_score_inputs
+    from ecgmon.tasks.scoring import check_score_inputs, whole_file_warning
 
     # the errors a user can cause are found before a flow run starts
     check_score_inputs(get_settings(), str(args.source), args.table, args.model_version)
@@ -92,6 +92,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         f"flagged {result['n_flagged']} (model {result['model_version']}, threshold "
         f"{result['threshold']:.5f}, run {result['run_id']})"
     )
+    for rejected in result["files_rejected"]:
+        print(f"ecgmon: warning: {whole_file_warning(rejected)}", file=sys.stderr)
     if args.json:
         _print_json(result)
     return 0

@@ -4,6 +4,7 @@ results database."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -95,6 +96,25 @@ def view_files() -> list[Path]:
     return sorted(views_dir().glob("v_*.sql"))
 
 
+_UTC_DAY = re.compile(r"UTC_DAY\(([\w.]+)\)")
+
+
+def utc_day_sql(column: str, dialect: str) -> str:
+    """The UTC day of a timestamp column in ``dialect``, whatever the session's time zone.
+
+    PostgreSQL: ``CAST((col AT TIME ZONE 'UTC') AS DATE)``, a date (an immutable expression:
+    indexable). SQLite: ``DATE(col)``, text YYYY-MM-DD; SQLite stores the UTC time as text and
+    ``DATE`` applies any offset written with it. Migration 0004 indexes these very expressions."""
+    if dialect == "postgresql":
+        return f"CAST(({column} AT TIME ZONE 'UTC') AS DATE)"
+    return f"DATE({column})"
+
+
+def render_sql(text: str, dialect: str) -> str:
+    """A view or query of sql/ in ``dialect``: each ``UTC_DAY(column)`` written out."""
+    return _UTC_DAY.sub(lambda m: utc_day_sql(m.group(1), dialect), text)
+
+
 def create_views(engine: Engine) -> list[str]:
     """Drop and recreate every analyst view from sql/views/ (views hold no data)."""
     names = []
@@ -102,15 +122,16 @@ def create_views(engine: Engine) -> list[str]:
         for path in view_files():
             name = path.stem
             connection.exec_driver_sql(f"DROP VIEW IF EXISTS {name}")
-            connection.exec_driver_sql(path.read_text())
+            connection.exec_driver_sql(render_sql(path.read_text(), engine.dialect.name))
             names.append(name)
     return names
 
 
 def run_query(engine: Engine, name: str) -> pd.DataFrame:
     """The result of one of the analysts' example queries (``sql/queries/NAME``)."""
+    text = render_sql(query_file(name).read_text(), engine.dialect.name)
     with engine.connect() as connection:
-        return pd.read_sql(sa.text(query_file(name).read_text()), connection)
+        return pd.read_sql(sa.text(text), connection)
 
 
 def reflect_tables(engine: Engine) -> sa.MetaData:

@@ -2,8 +2,8 @@
 
 Rejections are written in the transaction of the batch they came in
 (:func:`ecgmon.storage.batches.commit_batch`), keyed on (source, record key, reason), so a
-re-read batch updates its rejections instead of adding them twice. Replay lists the pending rows
-and marks those it scored.
+re-read batch updates its rejections instead of adding them twice (and they then belong to the
+run that last saw them). Replay lists the pending rows and marks those it scored.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ecgmon.clock import utcnow
-from ecgmon.records import Rejection
+from ecgmon.records import WHOLE_FILE_REASONS, Rejection
 from ecgmon.storage.engine import dialect_insert, table
 
 RECORD_KEY_CHARS = 512  # the width of rejected_records.record_key
@@ -39,7 +39,12 @@ def upsert_rejections(
     ]
     statement = insert.on_conflict_do_update(
         index_elements=["source", "record_key", "reason"],
-        set_={"detail": insert.excluded.detail, "raw_payload": insert.excluded.raw_payload},
+        set_={
+            "detail": insert.excluded.detail,
+            "raw_payload": insert.excluded.raw_payload,
+            "run_id": insert.excluded.run_id,
+            "rejected_at": insert.excluded.rejected_at,
+        },
     )
     conn.execute(statement, values)
 
@@ -63,6 +68,19 @@ def rejected_rows(
         query = query.where(rejected.c.replayed_at.is_(None))
     if limit is not None:
         query = query.limit(limit)
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def whole_file_rejections(engine: sa.Engine, run_id: str) -> list[dict]:
+    """The files (or recordings) a run rejected whole (:data:`WHOLE_FILE_REASONS`), oldest
+    first: {record_key (the file), reason, detail, source}."""
+    rejected = table(engine, "rejected_records")
+    query = (
+        sa.select(rejected.c.record_key, rejected.c.reason, rejected.c.detail, rejected.c.source)
+        .where((rejected.c.run_id == run_id) & rejected.c.reason.in_(WHOLE_FILE_REASONS))
+        .order_by(rejected.c.id)
+    )
     with engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
 
