@@ -15,7 +15,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from ecgmon.errors import ConfigurationError
 from ecgmon.settings import get_settings
-from ecgmon.sources import open_source
+from ecgmon.sources import open_source, source_key_of
 from ecgmon.storage.engine import create_db_engine
 from ecgmon.tasks.backfill import backfill_day_task, days_in_range, done_days
 from ecgmon.tasks.reporting import publish_run_summary, top_flagged
@@ -91,7 +91,7 @@ def backfill_flow(
         "table": table,
         "task_runner": task_runner,
     }
-    with recorded_run(settings, "backfill", params, source) as run_id:
+    with recorded_run(settings, "backfill", params, source_key_of(source, table)) as run_id:
         ref = resolve_judge_task(settings, model_version)
         src = open_source(source, table)
         days = days_in_range(src, start, end)

@@ -8,6 +8,7 @@ from datetime import datetime
 from prefect import flow
 
 from ecgmon.settings import get_settings
+from ecgmon.sources import source_key_of
 from ecgmon.storage.engine import create_db_engine, redact_url
 from ecgmon.tasks.alerts import alert_run_task
 from ecgmon.tasks.flagged_beats import publish_flagged_beats_task, wants_pictures
@@ -32,7 +33,7 @@ def score_flow(
     as_of = window_end(as_of)
     shown = safe_source(source)  # a database URL may hold a password: never stored or logged
     params = {"source": shown, "table": table, "model_version": model_version}
-    with recorded_run(settings, "score", params, shown) as run_id:
+    with recorded_run(settings, "score", params, source_key_of(source, table)) as run_id:
         ref = resolve_judge_task(settings, model_version)
         counts = score_new_records_task(settings, source, table, ref, run_id, as_of)
     drift = measure_drift_task(settings, run_id, ref.model_version) if counts["n_scored"] else None

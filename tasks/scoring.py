@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Engine
 
 from ecgmon.drift import DriftAccumulator
+from ecgmon.errors import SourceNotFoundError
 from ecgmon.memory import release_freed_buffers
 from ecgmon.models.registry.patients import active_patient_models, active_patient_thresholds
 from ecgmon.models.registry.versions import (
@@ -27,7 +28,7 @@ from ecgmon.models.scoring import Judge, autoencoder_losses, score_beats
 from ecgmon.pipeline import StageTimes, run_pipeline
 from ecgmon.records import WHOLE_FILE_REASONS, RawBatch, ScoredBeats, as_objects
 from ecgmon.settings import Settings
-from ecgmon.sources import Source, bound_window, open_source
+from ecgmon.sources import Source, bound_window, empty_source_hint, open_source
 from ecgmon.storage.batches import BatchWrite, commit_batch, scored_record_ids
 from ecgmon.storage.engine import create_db_engine
 from ecgmon.storage.locks import retry_transient, source_lock
@@ -74,9 +75,13 @@ def resolve_judge(settings: Settings, model_version: int | None = None) -> Judge
 def check_score_inputs(
     settings: Settings, source_spec: str, table: str | None, model_version: int | None = None
 ) -> JudgeRef:
-    """Raise the errors a user can cause before a score run starts: the source does not open,
-    or no model version and threshold can judge it; returns the judge that would."""
+    """Raise the errors a user can cause before a score run starts: the source does not open, is
+    a folder with nothing to read (empty or mistyped), or no model version and threshold can
+    judge it; returns the judge that would."""
     open_source(source_spec, table)
+    hint = empty_source_hint(source_spec)
+    if hint is not None:
+        raise SourceNotFoundError(hint)
     return resolve_judge(settings, model_version)
 
 
@@ -296,6 +301,9 @@ def score_new_records_task(
     )
     for rejected in counts.files_rejected:
         logger.warning("%s", whole_file_warning(rejected))
+    hint = empty_source_hint(source) if not counts.n_read else None
+    if hint is not None:
+        logger.warning("%s", hint)
     return asdict(counts)
 
 

@@ -31,6 +31,7 @@ EXTENSIONS: list[str] = [
     "ecgmon.cli.recordings",
     "ecgmon.cli.rejected",
     "ecgmon.cli.baseline",
+    "ecgmon.cli.curate",
 ]
 
 
@@ -248,6 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: commands that load TensorFlow in this process, filtered when run from the command line (not
+#: when ``main`` is called from Python); ``serve`` is left out (its flow runs may outlive it)
+QUIET_TENSORFLOW_COMMANDS = frozenset(
+    {"demo", "train", "score", "evaluate", "retrain", "recalibrate", "backfill", "baseline"}
+)
+
+
 class _QuietUserErrors(logging.Filter):
     """Drop the traceback Prefect logs for errors a user caused; the CLI states them in one line."""
 
@@ -275,6 +283,10 @@ def _user_error(message: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+    if argv is None and not args.verbose and args.command in QUIET_TENSORFLOW_COMMANDS:
+        from ecgmon.cli.quiet import filter_native_stderr
+
+        filter_native_stderr()
     func: Callable[[argparse.Namespace], int] = args.func
     _quiet_prefect_tracebacks()
     try:
@@ -290,9 +302,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         from sqlalchemy.exc import OperationalError
 
+        from ecgmon.storage.engine import describe_connection_error
+
         if isinstance(err, OperationalError):
             url = redact_url(get_settings().database_url_plain)
-            return _user_error(f"cannot use the database {url}: {type(err.orig).__name__}")
+            return _user_error(f"cannot use the database {url}: {describe_connection_error(err)}")
         raise
 
 

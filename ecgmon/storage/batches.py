@@ -308,6 +308,22 @@ def scored_record_ids(engine: Engine, model_version: int, source: str, ids: list
     return found
 
 
+def judged_normal_ids(
+    engine: Engine, source: str, model_version: int, max_ratio: float
+) -> set[str]:
+    """Record ids of a source that ``model_version`` scored normal with loss / threshold at most
+    ``max_ratio``."""
+    scores = table(engine, "scores")
+    query = sa.select(scores.c.record_id).where(
+        (scores.c.source == source)
+        & (scores.c.model_version == model_version)
+        & ~scores.c.is_anomaly
+        & (scores.c.score_ratio <= max_ratio)
+    )
+    with engine.connect() as conn:
+        return set(conn.execute(query).scalars())
+
+
 def new_flag_count(engine: Engine, run_id: str) -> int:
     """Beats this run flagged first that no alert has reached yet."""
     anomalies = table(engine, "anomalies")

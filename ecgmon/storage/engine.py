@@ -43,6 +43,48 @@ def redact_url(url: str) -> str:
         return "<unparseable database URL>"
 
 
+#: (what the driver says, what it means for the user), first match wins; the driver's own text is
+#: never shown (it may echo parts of the URL)
+_CONNECTION_FAILURES = (
+    (
+        ("authentication failed", "no password supplied", "pg_hba.conf", 'role "'),
+        "login refused: the server answered but did not accept the user or password",
+    ),
+    (
+        ('database "',),
+        "the server answered but has no such database (create it, or fix its name in the URL)",
+    ),
+    (
+        (
+            "connection refused",
+            "could not connect",
+            "timeout expired",
+            "timed out",
+            "could not translate host name",
+            "name or service not known",
+            "no route to host",
+            "network is unreachable",
+            "connection reset",
+            "server closed the connection",
+        ),
+        "no server: nothing answered at that host and port (is PostgreSQL running there?)",
+    ),
+    (("unable to open database file",), "cannot open the SQLite file (does its folder exist?)"),
+    (("database is locked",), "the SQLite file is locked by another process"),
+)
+
+
+def describe_connection_error(err: BaseException) -> str:
+    """Why a database could not be used, in words a user acts on: login refused, no such
+    database, no server, or the driver error's type when none of these."""
+    origin = getattr(err, "orig", None) or err
+    text = str(origin).lower()
+    for needles, meaning in _CONNECTION_FAILURES:
+        if any(needle in text for needle in needles):
+            return meaning
+    return type(origin).__name__
+
+
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

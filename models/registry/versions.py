@@ -236,6 +236,8 @@ def active_threshold(
                 (thresholds.c.model_version == model_version) & thresholds.c.active & scope
             )
         ).first()
+        if row is None:
+            _require_version(conn, model_version)  # no such version: recalibrating cannot help
     if row is None:
         raise ModelNotFoundError(
             f"model version {model_version} has no active threshold; run `ecgmon recalibrate "
@@ -264,7 +266,9 @@ def _require_version(conn: Connection, version: int) -> dict:
     versions = table(conn.engine, "model_versions")
     row = conn.execute(sa.select(versions).where(versions.c.version == version)).first()
     if row is None:
-        raise ModelNotFoundError(f"model version {version} is not registered")
+        raise ModelNotFoundError(
+            f"model version {version} is not registered; `ecgmon models list` shows the versions"
+        )
     return dict(row._mapping)
 
 

@@ -96,3 +96,6 @@ def test_a_file_rewritten_in_place_with_more_beats_scores_only_the_new_ones(
     with create_db_engine(ecgmon_env.database_url_plain).connect() as conn:
         query = sa.text("select count(*) from scores where run_id = :r")
         assert conn.execute(query, {"r": second["run_id"]}).scalar_one() == 50
+        runs = {r[0] for r in conn.execute(sa.text("select source from pipeline_runs"))}
+        marks = {r[0] for r in conn.execute(sa.text("select source from ingest_watermarks"))}
+    assert runs == marks == {f"parquet:{folder.resolve()}"}  # one absolute form, joinable
