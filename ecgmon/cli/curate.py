@@ -11,21 +11,32 @@ import argparse
 from pathlib import Path
 
 from ecgmon.settings import get_settings
-from ecgmon.sources.curated import CURATED_NORMAL_BEATS, DEFAULT_MAX_RATIO
+from ecgmon.sources.curated import CURATED_NORMAL_BEATS, DEFAULT_QUANTILE
 
 
 def cmd_normal_beats(args: argparse.Namespace) -> int:
-    from ecgmon.sources.curated import normal_from_labelled, normal_from_scores, write_curated
+    from ecgmon.sources.curated import (
+        loss_margin,
+        normal_from_labelled,
+        normal_from_scores,
+        write_curated,
+    )
 
     if args.labelled is not None:
         table = normal_from_labelled(args.labelled, args.normal_label)
     else:
-        from ecgmon.models.registry.versions import champion_version
+        from ecgmon.models.registry.versions import (
+            champion_version,
+            get_version,
+            normal_reference_losses,
+        )
         from ecgmon.storage.engine import create_db_engine
 
         engine = create_db_engine(get_settings().database_url_plain)
         version = args.model_version if args.model_version is not None else champion_version(engine)
-        table = normal_from_scores(engine, args.scored, version, args.max_ratio)
+        get_version(engine, version)  # a clear error for a version that does not exist
+        max_loss = loss_margin(normal_reference_losses(engine, version), args.quantile)
+        table = normal_from_scores(engine, args.scored, version, max_loss)
     out = write_curated(table, args.out)
     length = len(table["signal"][0]) if table.num_rows else 0
     print(f"{table.num_rows} normal beats of {length} samples written to {out}")
@@ -49,10 +60,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     normal.add_argument("--normal-label", type=float, default=1.0, help="with --labelled")
     normal.add_argument("--model-version", type=int, help="with --scored (default: champion)")
     normal.add_argument(
-        "--max-ratio",
+        "--quantile",
         type=float,
-        default=DEFAULT_MAX_RATIO,
-        help=f"with --scored: keep beats with loss/threshold <= this (default {DEFAULT_MAX_RATIO})",
+        default=DEFAULT_QUANTILE,
+        help="with --scored: keep beats with a loss at most this quantile of the model's "
+        f"held-out normal losses (default {DEFAULT_QUANTILE}: their median)",
     )
     normal.add_argument("--out", type=Path, default=CURATED_NORMAL_BEATS)
     normal.set_defaults(func=cmd_normal_beats)

@@ -5,10 +5,12 @@ Two origins, each stated in the file's ``origin`` column:
 
 - a labelled file (UCR text, CSV, Parquet with ``label``): the beats whose label is the normal
   class. Labels from people: the better origin.
-- scored data: the beats of a Parquet source that a model version (default: the champion) judged
-  normal with a margin, ``loss / threshold <= max_ratio`` (default 0.5: half the threshold), read
-  back from the source files (``scores`` keeps no signals). These are normal by the model's own
-  judgement, not a cardiologist's: the margin keeps borderline beats out, and the retrain gate
+- scored data: the beats of a Parquet source that a model version's autoencoder (default: the
+  champion) judged normal with a margin: a loss at most the median of the model's own held-out
+  normal losses (``quantile`` 0.5), read back from the source files (``scores`` keeps no
+  signals). The margin is set by the model's normal beats, not by the data being exported: a beat
+  kept looks like the better half of the beats the model was calibrated on. These are normal by
+  the model's judgement, not a cardiologist's: borderline beats stay out, and the retrain gate
   still has to accept the candidate trained on them.
 
 The output has the beat layout training reads: ``record_id``, ``signal`` (list of float32) and
@@ -35,7 +37,7 @@ from ecgmon.storage.batches import judged_normal_ids
 
 #: where ``prefect.yaml``'s retrain deployment reads curated normal beats (relative to the project)
 CURATED_NORMAL_BEATS = Path("var/curated/normal_beats.parquet")
-DEFAULT_MAX_RATIO = 0.5
+DEFAULT_QUANTILE = 0.5
 
 
 def beats_table(record_ids: list[str], signals: np.ndarray, origin: str) -> pa.Table:
@@ -61,13 +63,19 @@ def normal_from_labelled(path: Path, normal_label: float = 1.0) -> pa.Table:
     return beats_table(ids, beats.signals[keep], f"labelled:{Path(path).resolve()}")
 
 
+def loss_margin(reference_losses: np.ndarray, quantile: float = DEFAULT_QUANTILE) -> float:
+    """The highest loss a scored beat may have to be exported: the ``quantile`` of the model's
+    held-out normal losses (n,)."""
+    return float(np.quantile(reference_losses, quantile))
+
+
 def normal_from_scores(
-    engine: Engine, source: Path, model_version: int, max_ratio: float = DEFAULT_MAX_RATIO
+    engine: Engine, source: Path, model_version: int, max_loss: float
 ) -> pa.Table:
-    """The beats of a Parquet source that ``model_version`` scored with loss/threshold at most
-    ``max_ratio``, read back from the source's files."""
+    """The beats of a Parquet source that ``model_version``'s autoencoder scored normal with a
+    loss at most ``max_loss`` (see :func:`loss_margin`), read back from the source's files."""
     key = source_key(source)
-    ids = judged_normal_ids(engine, key, model_version, max_ratio)
+    ids = judged_normal_ids(engine, key, model_version, max_loss)
     wanted = pa.array(sorted(ids), pa.string())
     parts = []
     for file in list_files(source) if ids else []:
@@ -80,7 +88,7 @@ def normal_from_scores(
             if signals is None:
                 raise DataFormatError(f"{file}: its beats are not all of one length")
             parts.append((table["record_id"].cast(pa.string()).to_pylist(), signals))
-    origin = f"scored:{key}:model={model_version}:ratio<={max_ratio}"
+    origin = f"scored:{key}:model={model_version}:loss<={max_loss:.6g}"
     if not parts:
         return beats_table([], np.empty((0, 1), np.float32), origin)
     return beats_table(

@@ -308,17 +308,16 @@ def scored_record_ids(engine: Engine, model_version: int, source: str, ids: list
     return found
 
 
-def judged_normal_ids(
-    engine: Engine, source: str, model_version: int, max_ratio: float
-) -> set[str]:
-    """Record ids of a source that ``model_version`` scored normal with loss / threshold at most
-    ``max_ratio``."""
+def judged_normal_ids(engine: Engine, source: str, model_version: int, max_loss: float) -> set[str]:
+    """Record ids of a source that ``model_version``'s population autoencoder (not a patient's
+    own model) scored normal with a loss at most ``max_loss``."""
     scores = table(engine, "scores")
     query = sa.select(scores.c.record_id).where(
         (scores.c.source == source)
         & (scores.c.model_version == model_version)
+        & (scores.c.baseline == "population")
         & ~scores.c.is_anomaly
-        & (scores.c.score_ratio <= max_ratio)
+        & (scores.c.loss <= max_loss)
     )
     with engine.connect() as conn:
         return set(conn.execute(query).scalars())

@@ -10,6 +10,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from ecgmon.cli.main import main
+from ecgmon.models.registry.versions import normal_reference_losses
 from ecgmon.sources.datasets import read_training_data
 from ecgmon.storage.engine import create_db_engine
 from ecgmon.tasks.scoring import resolve_judge, score_new_records
@@ -37,12 +38,10 @@ def test_normal_beats_from_scored_data(
     settings = ecgmon_env
     score_new_records(settings, str(folder), None, resolve_judge(settings), "run-curate")
     engine = create_db_engine(settings.database_url_plain)
+    median = float(np.median(normal_reference_losses(engine, champion)))
     with engine.connect() as conn:
-        expected = set(
-            conn.execute(
-                sa.text("select record_id from scores where not is_anomaly and score_ratio <= 0.5")
-            ).scalars()
-        )
+        query = "select record_id from scores where not is_anomaly and loss <= :m"
+        expected = set(conn.execute(sa.text(query), {"m": median}).scalars())
     assert 0 < len(expected) < 120  # the margin keeps some beats out
     out = tmp_path / "curated.parquet"
     assert main(["curate", "normal-beats", "--scored", str(folder), "--out", str(out)]) == 0
