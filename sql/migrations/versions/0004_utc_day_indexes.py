@@ -8,7 +8,11 @@ indexes; before, days were cut from the timestamp's text in the session's zone a
 applied.
 
 - ``scores``: on PostgreSQL a BRIN index (beats arrive roughly in time order; a B-tree would be
-  paid on every scored beat, see 0002); on SQLite a B-tree (SQLite has no BRIN).
+  paid on every scored beat, see 0002) with ``autosummarize``: a BRIN index skips only block
+  ranges it has summarised, and autovacuum then summarises each range as it fills. On 301,000
+  rows (one a 30 s, 105 days) a one-day filter on the view took 259 ms as a text cut of the
+  session-zone time (sequential scan), 250 ms through this index before summarisation and 12 ms
+  after (docs/operations.md). On SQLite a B-tree (SQLite has no BRIN).
 - ``anomalies`` (few rows, read by the last-day query): a B-tree on both.
 
 Revision ID: 0004_utc_day
@@ -26,8 +30,13 @@ down_revision = "0003"
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     day = utc_day_sql("recorded_at", dialect)
-    scores_method = "USING brin " if dialect == "postgresql" else ""
-    op.execute(f"CREATE INDEX ix_scores_utc_day ON scores {scores_method}(({day}))")
+    if dialect == "postgresql":
+        op.execute(
+            f"CREATE INDEX ix_scores_utc_day ON scores USING brin (({day})) "
+            "WITH (autosummarize = on)"
+        )
+    else:
+        op.execute(f"CREATE INDEX ix_scores_utc_day ON scores (({day}))")
     op.execute(f"CREATE INDEX ix_anomalies_utc_day ON anomalies (({day}))")
 
 
