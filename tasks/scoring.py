@@ -79,10 +79,11 @@ def check_score_inputs(
     a folder with nothing to read (empty or mistyped), or no model version and threshold can
     judge it; returns the judge that would."""
     open_source(source_spec, table)
+    judge = resolve_judge(settings, model_version)  # no champion, no schema: said first
     hint = empty_source_hint(source_spec)
     if hint is not None:
         raise SourceNotFoundError(hint)
-    return resolve_judge(settings, model_version)
+    return judge
 
 
 def load_judge(settings: Settings, ref: JudgeRef) -> Judge:
