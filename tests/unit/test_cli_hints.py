@@ -28,17 +28,27 @@ def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     return capsys.readouterr().err
 
 
+def _refusal(settings, source: Path, model_version: int | None = None) -> str:
+    """What ``ecgmon score`` checks before its flow starts, and says (``ecgmon: error: ...``)."""
+    from ecgmon.errors import EcgmonError
+    from ecgmon.tasks.scoring import check_score_inputs
+
+    with pytest.raises(EcgmonError) as refused:
+        check_score_inputs(settings, str(source), None, model_version)
+    return str(refused.value)
+
+
 def test_a_model_version_that_does_not_exist_is_named_not_recalibrated(
-    ecgmon_env, champion, synthetic_set, tmp_path: Path, capsys
+    ecgmon_env, champion, synthetic_set, tmp_path: Path
 ) -> None:
     write_day(tmp_path / "in", "2026-11-01", synthetic_set.signals[:5])
-    err = _error(capsys, ["score", "--source", str(tmp_path / "in"), "--model-version", "99"])
-    assert "model version 99 is not registered" in err
-    assert "recalibrate" not in err
+    said = _refusal(ecgmon_env, tmp_path / "in", 99)
+    assert "model version 99 is not registered" in said
+    assert "recalibrate" not in said
 
 
 def test_a_model_version_without_threshold_still_suggests_recalibrate(
-    ecgmon_env, tiny_detector, synthetic_set, tmp_path: Path, capsys
+    ecgmon_env, tiny_detector, synthetic_set, tmp_path: Path
 ) -> None:
     from ecgmon.models.registry.versions import register_model
     from ecgmon.storage.engine import create_db_engine
@@ -46,21 +56,21 @@ def test_a_model_version_without_threshold_still_suggests_recalibrate(
     engine = create_db_engine(ecgmon_env.database_url_plain)
     version = register_model(engine, tiny_detector, ecgmon_env.model_store)
     write_day(tmp_path / "in", "2026-11-01", synthetic_set.signals[:5])
-    argv = ["score", "--source", str(tmp_path / "in"), "--model-version", str(version)]
-    assert f"ecgmon recalibrate --model-version {version}" in _error(capsys, argv)
+    said = _refusal(ecgmon_env, tmp_path / "in", version)
+    assert f"ecgmon recalibrate --model-version {version}" in said
 
 
 @pytest.mark.parametrize("content", [None, "beats.csv"])
 def test_a_source_folder_with_nothing_to_read_is_named(
-    ecgmon_env, champion, tmp_path: Path, capsys, content: str | None
+    ecgmon_env, champion, tmp_path: Path, content: str | None
 ) -> None:
     folder = tmp_path / "incoming"
     folder.mkdir()
     if content:
         (folder / content).write_text("record_id,recorded_at\n")
-    err = _error(capsys, ["score", "--source", str(folder)])
-    assert f"source {folder} holds no Parquet file" in err
-    assert ("e.g. beats.csv" in err) if content else ("it is empty" in err)
+    said = _refusal(ecgmon_env, folder)
+    assert f"source {folder} holds no Parquet file" in said
+    assert ("e.g. beats.csv" in said) if content else ("it is empty" in said)
 
 
 def _closed_port() -> int:
