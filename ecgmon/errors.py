@@ -33,3 +33,7 @@ class ArtifactIntegrityError(EcgmonError):
 
 class SchemaError(EcgmonError):
     """The database schema is missing or older than this code expects."""
+
+
+class ArtifactOverwriteError(EcgmonError):
+    """Writing a model artifact would replace a different file already in the model store."""

@@ -20,6 +20,17 @@ def as_objects(values: np.ndarray | pa.Array | pa.ChunkedArray) -> np.ndarray:
     return values
 
 
+#: Reasons that reject a whole file (or recording) at once, not one row: each one makes its run
+#: warn, count it in its summary and alert, and the file is read again once fixed in place.
+WHOLE_FILE_REASONS = (
+    "schema_mismatch",
+    "unreadable_file",
+    "truncated_file",
+    "missing_file",
+    "unreadable_record",
+)
+
+
 @dataclass(frozen=True)
 class Rejection:
     """One quarantined input: a record, or a whole file, with a machine-readable reason."""

@@ -416,10 +416,14 @@ def split_repeats(raw: RawBatch, seen: SeenIds | set[str]) -> tuple[RawBatch, li
         )
         for i in np.flatnonzero(repeat)
     ]
-    keep = np.flatnonzero(~repeat)
+    return take_rows(raw, np.flatnonzero(~repeat)), rejections
+
+
+def take_rows(raw: RawBatch, keep: np.ndarray) -> RawBatch:
+    """The raw batch with only the rows at positions ``keep`` (its rejections kept whole)."""
     signals = raw.signals
     kept_signals = signals[keep] if isinstance(signals, np.ndarray) else [signals[i] for i in keep]
-    kept = RawBatch(
+    return RawBatch(
         source=raw.source,
         record_id=_take(raw.record_id, keep),
         recorded_at=raw.recorded_at.iloc[keep].reset_index(drop=True),
@@ -431,7 +435,6 @@ def split_repeats(raw: RawBatch, seen: SeenIds | set[str]) -> tuple[RawBatch, li
         extra={name: values[keep] for name, values in raw.extra.items()},
         signal_problem=raw.signal_problem,
     )
-    return kept, rejections
 
 
 def _comparable(ids: pa.Array) -> pa.Array:

@@ -16,7 +16,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from ecgmon.errors import ConfigurationError
 from ecgmon.progress import step
 from ecgmon.settings import get_settings
-from ecgmon.sources import open_source, refuse_secret_source, shown_source
+from ecgmon.sources import open_source, refuse_secret_source, shown_source, source_key_of
 from ecgmon.storage.engine import create_db_engine
 from ecgmon.tasks.backfill import backfill_day_task, days_in_range, done_days
 from ecgmon.tasks.progress import progress_artifact
@@ -95,7 +95,7 @@ def backfill_flow(
         "table": table,
         "task_runner": task_runner,
     }
-    with recorded_run(settings, "backfill", params, shown) as run_id:
+    with recorded_run(settings, "backfill", params, source_key_of(source, table)) as run_id:
         ref = resolve_judge_task(settings, model_version)
         src = open_source(source, table)
         days = days_in_range(src, start, end)

@@ -9,7 +9,7 @@ from prefect import flow
 
 from ecgmon.recordings import is_wfdb_folder
 from ecgmon.settings import get_settings
-from ecgmon.sources import refuse_secret_source, shown_source
+from ecgmon.sources import refuse_secret_source, shown_source, source_key_of
 from ecgmon.storage.engine import create_db_engine
 from ecgmon.tasks.alerts import alert_run_task
 from ecgmon.tasks.baseline import auto_baselines_task
@@ -38,7 +38,7 @@ def score_flow(
     shown = safe_source(source)  # a database URL may hold a password: never stored or logged
     params = {"source": shown, "table": table, "model_version": model_version}
     # the run lock is held to the end of the alert: a run dying before is found and reconciled
-    with recorded_run(settings, "score", params, shown) as run_id:
+    with recorded_run(settings, "score", params, source_key_of(source, table)) as run_id:
         ref = resolve_judge_task(settings, model_version)
         if settings.auto_baseline_minutes and is_wfdb_folder(Path(source)):
             auto_baselines_task(settings, Path(source), ref.model_version)
@@ -58,7 +58,10 @@ def score_flow(
         )
         alert = alert_run_task(settings, run_id)  # after the commit; never raises
     row = row | {"alert_state": alert["state"], "alert_detail": alert["detail"]}
-    publish_run_summary(row, top_flagged(create_db_engine(settings.database_url_plain), run_id))
+    extra = {"files rejected whole": len(counts["files_rejected"])}
+    publish_run_summary(
+        row | {"extra": extra}, top_flagged(create_db_engine(settings.database_url_plain), run_id)
+    )
     if wants_pictures(source, counts["n_flagged"]):
         publish_flagged_beats_task(settings, run_id, source)  # never raises
     return {

@@ -36,6 +36,7 @@ from sqlalchemy.engine import Engine
 from ecgmon.settings import Settings
 from ecgmon.storage.batches import new_flag_count, record_alert_outcome
 from ecgmon.storage.engine import create_db_engine
+from ecgmon.storage.quarantine import whole_file_rejections
 from ecgmon.storage.runs import claim_alert, claim_crashed_alerts, read_run
 from ecgmon.tasks.reporting import flagged_query, top_flagged
 
@@ -112,6 +113,16 @@ def failure_message(run: dict, link: str | None) -> tuple[str, str]:
         f"run in the Prefect UI: {link}" if link else "Prefect UI link: set PREFECT_UI_URL",
     ]
     return title, "\n".join(lines)
+
+
+def whole_file_reasons(rejected: list[dict]) -> list[str]:
+    """One alert reason per file a run rejected whole (schema change, unreadable, truncated):
+    none of its beats were scored, whether or not anything was flagged."""
+    return [
+        f"FILE REJECTED ({r['reason']}): {r['record_key']}: {r['detail']}; none of its beats "
+        "were scored; fixed in place, it is read again by the next run"
+        for r in rejected
+    ]
 
 
 def alert_message(run: dict, reasons: list[str], beats: list[dict]) -> tuple[str, str]:
@@ -216,6 +227,7 @@ def alert_run(settings: Settings, run_id: str) -> AlertOutcome:
     carried = {crashed: new_flag_count(engine, crashed) for crashed in crashed_runs(engine, run)}
     n_new = new_flag_count(engine, run_id)
     reasons = alert_reasons(run, n_new, settings, carried)
+    reasons += whole_file_reasons(whole_file_rejections(engine, run_id))
     if not reasons:
         outcome = AlertOutcome("none", "nothing new to alert")
     else:

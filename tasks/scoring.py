@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -12,8 +12,10 @@ from datetime import datetime
 import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from sqlalchemy.engine import Engine
 
 from ecgmon.drift import DriftAccumulator
+from ecgmon.errors import SourceNotFoundError
 from ecgmon.memory import release_freed_buffers
 from ecgmon.models.registry.patients import active_patient_models, active_patient_thresholds
 from ecgmon.models.registry.versions import (
@@ -25,14 +27,14 @@ from ecgmon.models.registry.versions import (
 from ecgmon.models.scoring import Judge, autoencoder_losses, score_beats
 from ecgmon.pipeline import StageTimes, run_pipeline
 from ecgmon.progress import step
-from ecgmon.records import RawBatch, ScoredBeats
+from ecgmon.records import WHOLE_FILE_REASONS, RawBatch, ScoredBeats, as_objects
 from ecgmon.settings import Settings
-from ecgmon.sources import Source, bound_window, open_source
-from ecgmon.storage.batches import BatchWrite, commit_batch
+from ecgmon.sources import Source, bound_window, empty_source_hint, open_source
+from ecgmon.storage.batches import BatchWrite, commit_batch, scored_record_ids
 from ecgmon.storage.engine import create_db_engine
 from ecgmon.storage.locks import retry_transient, source_lock
 from ecgmon.storage.watermarks import read_watermarks
-from ecgmon.validation import SeenIds, split_repeats, validate_batch
+from ecgmon.validation import SeenIds, split_repeats, take_rows, validate_batch
 
 log = logging.getLogger(__name__)
 #: Batch transactions written at the same time, per database (default 1: SQLite has one writer).
@@ -57,6 +59,8 @@ class ScoreCounts:
     n_rejected: int = 0
     n_flagged: int = 0
     batches: int = 0
+    #: files (or recordings) rejected whole: [{"file", "reason", "detail"}]
+    files_rejected: list[dict] = field(default_factory=list)
     #: seconds each stage was busy (stages overlap, so they do not add up to the wall time)
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -72,10 +76,15 @@ def resolve_judge(settings: Settings, model_version: int | None = None) -> Judge
 def check_score_inputs(
     settings: Settings, source_spec: str, table: str | None, model_version: int | None = None
 ) -> JudgeRef:
-    """Raise the errors a user can cause before a score run starts: the source does not open,
-    or no model version and threshold can judge it; returns the judge that would."""
+    """Raise the errors a user can cause before a score run starts: the source does not open, is
+    a folder with nothing to read (empty or mistyped), or no model version and threshold can
+    judge it; returns the judge that would."""
     open_source(source_spec, table)
-    return resolve_judge(settings, model_version)
+    judge = resolve_judge(settings, model_version)  # no champion, no schema: said first
+    hint = empty_source_hint(source_spec)
+    if hint is not None:
+        raise SourceNotFoundError(hint)
+    return judge
 
 
 def load_judge(settings: Settings, ref: JudgeRef) -> Judge:
@@ -205,6 +214,11 @@ def _count(counts: ScoreCounts, write: BatchWrite) -> None:
     counts.n_rejected += len(write.rejections)
     counts.n_flagged += int(scored.is_anomaly.sum()) if scored is not None else 0
     counts.batches += 1
+    counts.files_rejected += [
+        {"file": r.record_key, "reason": r.reason, "detail": r.detail}
+        for r in write.rejections
+        if r.reason in WHOLE_FILE_REASONS
+    ]
 
 
 def score_new_records(
@@ -236,9 +250,32 @@ def score_new_records(
             pending = getattr(source, "pending_rows", None)  # sources that can count ahead
             step("records", total=pending(marks) if callable(pending) else None)
             batches = source.new_batches(marks, settings.batch_size)
+            batches = skip_scored_rows(engine, batches, marks, ref.model_version)
             counts = score_batches(settings, source, judge, run_id, batches, held)
     counts.stage_seconds["load_model"] = loaded[0] if loaded else 0.0
     return counts
+
+
+def skip_scored_rows(
+    engine: Engine, batches: Iterable[RawBatch], marks: dict[str, dict], model_version: int
+) -> Iterator[RawBatch]:
+    """The batches without the beats already scored, for files changed in place after part of
+    them was committed (a truncated file completed, rows appended): only their new beats are
+    scored. A changed file is read from its start (its rows may have moved); the rows it still
+    holds from before are left out like rows behind a watermark (not counted as read). Other
+    batches pass untouched, without a query."""
+    for raw in batches:
+        mark = marks.get(raw.position.stream)
+        changed = mark is not None and mark["fingerprint"] != raw.position.fingerprint
+        if not changed or not mark["position_offset"] or not len(raw):
+            yield raw
+            continue
+        ids = [None if i is None else str(i).strip() for i in as_objects(raw.record_id)]
+        known = scored_record_ids(engine, model_version, raw.source, [i for i in ids if i])
+        keep = np.array([i not in known for i in ids], dtype=bool)
+        if not keep.all():
+            log.info("%s: %d beats already scored, skipped", raw.position.stream, (~keep).sum())
+        yield raw if keep.all() else take_rows(raw, np.flatnonzero(keep))
 
 
 @task(name="resolve-judge", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
@@ -262,14 +299,30 @@ def score_new_records_task(
     ref: JudgeRef,
     run_id: str,
     as_of: datetime | None = None,
-) -> dict[str, int]:
-    """Score the new records of a source up to ``as_of``; each batch commits with its watermark."""
+) -> dict:
+    """Score the new records of a source up to ``as_of``; each batch commits with its watermark.
+    Each file rejected whole is logged as a WARNING."""
     counts = score_new_records(settings, source, table, ref, run_id, as_of)
-    get_run_logger().info(
+    logger = get_run_logger()
+    logger.info(
         "read %d, scored %d, rejected %d, flagged %d",
         counts.n_read,
         counts.n_scored,
         counts.n_rejected,
         counts.n_flagged,
     )
+    for rejected in counts.files_rejected:
+        logger.warning("%s", whole_file_warning(rejected))
+    hint = empty_source_hint(source) if not counts.n_read else None
+    if hint is not None:
+        logger.warning("%s", hint)
     return asdict(counts)
+
+
+def whole_file_warning(rejected: dict) -> str:
+    """The sentence a run logs (and the CLI prints) for one file it rejected whole."""
+    return (
+        f"file {rejected['file']} rejected whole ({rejected['reason']}): {rejected['detail']}; "
+        "none of its beats were scored. Fix the file in place (same path): the next run reads it "
+        "again"
+    )

@@ -126,3 +126,33 @@ def write_day(folder: Path, day: str, signals: np.ndarray, start: int = 0) -> Pa
         }
     ).to_parquet(path, index=False)
     return path
+
+
+#: Tests that start processes (the ecgmon CLI, a wheel build, a benchmark, SIGKILLed children),
+#: train beyond the session's tiny model or evaluate on the shared data sets: ``make test-fast``
+#: (``-m "not slow"``) leaves them out, as it leaves out every test on the Prefect test server.
+SLOW_MODULES = (
+    "tests/data/",
+    "tests/model/",
+    "tests/reliability/test_kills_and_locking.py",
+    "tests/reliability/test_bad_input.py",
+    "tests/unit/test_benchmark.py",
+    "tests/unit/test_flow_imports.py",
+)
+SLOW_TESTS = (
+    "test_the_wheel_holds_one_import_name_and_its_resources",
+    "test_no_secret_in_logs_rows_artifacts_or_errors",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark as slow the tests above and every test that needs the Prefect test server."""
+    root = Path(str(config.rootpath))
+    for item in items:
+        where = Path(str(item.path)).relative_to(root).as_posix()
+        if (
+            where.startswith(SLOW_MODULES)
+            or item.originalname in SLOW_TESTS
+            or "prefect_harness" in getattr(item, "fixturenames", ())
+        ):
+            item.add_marker(pytest.mark.slow)

@@ -34,6 +34,7 @@ EXTENSIONS: list[str] = [
     "ecgmon.cli.baseline",
     "ecgmon.cli.alerts",
     "ecgmon.cli.report",
+    "ecgmon.cli.curate",
 ]
 
 
@@ -79,7 +80,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from ecgmon.flows.score import score_flow
-    from ecgmon.tasks.scoring import check_score_inputs
+    from ecgmon.tasks.scoring import check_score_inputs, whole_file_warning
 
     # the errors a user can cause are found before a flow run starts
     check_score_inputs(get_settings(), str(args.source), args.table, args.model_version)
@@ -95,6 +96,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         f"flagged {result['n_flagged']} (model {result['model_version']}, threshold "
         f"{result['threshold']:.5f}, run {result['run_id']})"
     )
+    for rejected in result["files_rejected"]:
+        print(f"ecgmon: warning: {whole_file_warning(rejected)}", file=sys.stderr)
     if args.json:
         _print_json(result)
     return 0
@@ -237,6 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: commands that load TensorFlow in this process, filtered when run from the command line (not
+#: when ``main`` is called from Python); ``serve`` is left out (its flow runs may outlive it)
+QUIET_TENSORFLOW_COMMANDS = frozenset(
+    {"demo", "train", "score", "evaluate", "retrain", "recalibrate", "backfill", "baseline"}
+)
+
+
 class _QuietUserErrors(logging.Filter):
     """Drop the traceback Prefect logs for errors a user caused; the CLI states them in one line."""
 
@@ -264,6 +274,10 @@ def _user_error(message: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+    if argv is None and not args.verbose and args.command in QUIET_TENSORFLOW_COMMANDS:
+        from ecgmon.cli.quiet import filter_native_stderr
+
+        filter_native_stderr()
     func: Callable[[argparse.Namespace], int] = args.func
     _quiet_prefect_tracebacks()
     from ecgmon.cli.progress import terminal_progress, wants_bars
@@ -282,9 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         from sqlalchemy.exc import OperationalError
 
+        from ecgmon.storage.engine import describe_connection_error
+
         if isinstance(err, OperationalError):
             url = redact_url(get_settings().database_url_plain)
-            return _user_error(f"cannot use the database {url}: {type(err.orig).__name__}")
+            return _user_error(f"cannot use the database {url}: {describe_connection_error(err)}")
         raise
 
 

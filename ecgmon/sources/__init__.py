@@ -17,7 +17,7 @@ from typing import Protocol
 from ecgmon.errors import ConfigurationError, SourceNotFoundError
 from ecgmon.recordings import is_wfdb_folder
 from ecgmon.records import RawBatch
-from ecgmon.sources.parquet import ParquetSource
+from ecgmon.sources.parquet import ParquetSource, source_key
 from ecgmon.storage.engine import redact_url, url_has_secret
 
 
@@ -77,6 +77,44 @@ def refuse_secret_source(spec: str) -> None:
             f"source {redact_url(spec)} holds a password, and flow parameters are stored by "
             "Prefect: put the URL in an environment variable and pass source=env:NAME"
         )
+
+
+def source_key_of(spec: str, table: str | None = None) -> str:
+    """The key watermarks and rejections name a source by (``parquet:/abs/path``,
+    ``wfdb:/abs/path``, or the URL without its password and ``#table=NAME``), without opening it;
+    ``pipeline_runs.source`` holds the same, so runs join with their watermarks."""
+    if table is not None or "://" in spec or spec.startswith("env:"):
+        from ecgmon.sources.table import db_source_key
+
+        url = os.environ.get(spec[4:], spec) if spec.startswith("env:") else spec
+        return db_source_key(url, table or "")
+    path = Path(spec).expanduser()
+    if path.exists() and is_wfdb_folder(path):
+        from ecgmon.sources.wfdb_folder import wfdb_source_key
+
+        return wfdb_source_key(path)
+    return source_key(path)
+
+
+def empty_source_hint(spec: str) -> str | None:
+    """A hint when a source folder holds nothing to read (no Parquet file, no WFDB header): an
+    empty folder, or most likely the wrong one; None when it holds something (or is a file or a
+    database)."""
+    path = Path(spec).expanduser()
+    if "://" in spec or spec.startswith("env:") or not path.is_dir() or is_wfdb_folder(path):
+        return None
+    if any(path.rglob("*.parquet")):
+        return None
+    others = sorted(p.relative_to(path) for p in path.rglob("*") if p.is_file())
+    found = (
+        f"it holds {len(others)} other file(s), e.g. {', '.join(map(str, others[:3]))}"
+        if others
+        else "it is empty"
+    )
+    return (
+        f"source {path} holds no Parquet file (*.parquet, in it or its sub-folders) and no WFDB "
+        f"header (*.hea): {found}. Is it the right folder?"
+    )
 
 
 def _database_source(spec: str, table: str | None) -> Source:

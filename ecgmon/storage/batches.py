@@ -302,6 +302,41 @@ def top_flagged_beats(engine: Engine, run_id: str, limit: int) -> list[dict]:
         return [dict(row._mapping) for row in conn.execute(query)]
 
 
+#: record ids looked up per query (well under SQLite's and PostgreSQL's parameter limits)
+ID_LOOKUP_CHUNK = 1000
+
+
+def scored_record_ids(engine: Engine, model_version: int, source: str, ids: list[str]) -> set[str]:
+    """Which of ``ids`` the source already has scores for under ``model_version``."""
+    scores = table(engine, "scores")
+    found: set[str] = set()
+    with engine.connect() as conn:
+        for start in range(0, len(ids), ID_LOOKUP_CHUNK):
+            chunk = ids[start : start + ID_LOOKUP_CHUNK]
+            query = sa.select(scores.c.record_id).where(
+                (scores.c.model_version == model_version)
+                & (scores.c.source == source)
+                & scores.c.record_id.in_(chunk)
+            )
+            found.update(conn.execute(query).scalars())
+    return found
+
+
+def judged_normal_ids(engine: Engine, source: str, model_version: int, max_loss: float) -> set[str]:
+    """Record ids of a source that ``model_version``'s population autoencoder (not a patient's
+    own model) scored normal with a loss at most ``max_loss``."""
+    scores = table(engine, "scores")
+    query = sa.select(scores.c.record_id).where(
+        (scores.c.source == source)
+        & (scores.c.model_version == model_version)
+        & (scores.c.baseline == "population")
+        & ~scores.c.is_anomaly
+        & (scores.c.loss <= max_loss)
+    )
+    with engine.connect() as conn:
+        return set(conn.execute(query).scalars())
+
+
 def new_flag_count(engine: Engine, run_id: str) -> int:
     """Beats this run flagged first that no alert has reached yet."""
     anomalies = table(engine, "anomalies")

@@ -4,6 +4,8 @@ results database."""
 from __future__ import annotations
 
 import logging
+import re
+import warnings
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -63,6 +65,48 @@ def url_has_secret(url: str) -> bool:
     return parsed.password is not None or bool(_secret_parameters(parsed))
 
 
+#: (what the driver says, what it means for the user), first match wins; the driver's own text is
+#: never shown (it may echo parts of the URL)
+_CONNECTION_FAILURES = (
+    (
+        ("authentication failed", "no password supplied", "pg_hba.conf", 'role "'),
+        "login refused: the server answered but did not accept the user or password",
+    ),
+    (
+        ('database "',),
+        "the server answered but has no such database (create it, or fix its name in the URL)",
+    ),
+    (
+        (
+            "connection refused",
+            "could not connect",
+            "timeout expired",
+            "timed out",
+            "could not translate host name",
+            "name or service not known",
+            "no route to host",
+            "network is unreachable",
+            "connection reset",
+            "server closed the connection",
+        ),
+        "no server: nothing answered at that host and port (is PostgreSQL running there?)",
+    ),
+    (("unable to open database file",), "cannot open the SQLite file (does its folder exist?)"),
+    (("database is locked",), "the SQLite file is locked by another process"),
+)
+
+
+def describe_connection_error(err: BaseException) -> str:
+    """Why a database could not be used, in words a user acts on: login refused, no such
+    database, no server, or the driver error's type when none of these."""
+    origin = getattr(err, "orig", None) or err
+    text = str(origin).lower()
+    for needles, meaning in _CONNECTION_FAILURES:
+        if any(needle in text for needle in needles):
+            return meaning
+    return type(origin).__name__
+
+
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -116,6 +160,25 @@ def view_files() -> list[Path]:
     return sorted(views_dir().glob("v_*.sql"))
 
 
+_UTC_DAY = re.compile(r"UTC_DAY\(([\w.]+)\)")
+
+
+def utc_day_sql(column: str, dialect: str) -> str:
+    """The UTC day of a timestamp column in ``dialect``, whatever the session's time zone.
+
+    PostgreSQL: ``CAST((col AT TIME ZONE 'UTC') AS DATE)``, a date (an immutable expression:
+    indexable). SQLite: ``DATE(col)``, text YYYY-MM-DD; SQLite stores the UTC time as text and
+    ``DATE`` applies any offset written with it. Migration 0006 indexes these very expressions."""
+    if dialect == "postgresql":
+        return f"CAST(({column} AT TIME ZONE 'UTC') AS DATE)"
+    return f"DATE({column})"
+
+
+def render_sql(text: str, dialect: str) -> str:
+    """A view or query of sql/ in ``dialect``: each ``UTC_DAY(column)`` written out."""
+    return _UTC_DAY.sub(lambda m: utc_day_sql(m.group(1), dialect), text)
+
+
 def create_views(engine: Engine) -> list[str]:
     """Drop and recreate every analyst view from sql/views/ (views hold no data)."""
     names = []
@@ -123,21 +186,24 @@ def create_views(engine: Engine) -> list[str]:
         for path in view_files():
             name = path.stem
             connection.exec_driver_sql(f"DROP VIEW IF EXISTS {name}")
-            connection.exec_driver_sql(path.read_text())
+            connection.exec_driver_sql(render_sql(path.read_text(), engine.dialect.name))
             names.append(name)
     return names
 
 
 def run_query(engine: Engine, name: str) -> pd.DataFrame:
     """The result of one of the analysts' example queries (``sql/queries/NAME``)."""
+    text = render_sql(query_file(name).read_text(), engine.dialect.name)
     with engine.connect() as connection:
-        return pd.read_sql(sa.text(query_file(name).read_text()), connection)
+        return pd.read_sql(sa.text(text), connection)
 
 
 def reflect_tables(engine: Engine) -> sa.MetaData:
     """The schema as it is in the database; a clear error when migrations have not run."""
     metadata = sa.MetaData()
-    metadata.reflect(engine, only=lambda name, _meta: name in TABLES)
+    with warnings.catch_warnings():  # SQLite: the UTC-day indexes (0006) are expressions
+        warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based")
+        metadata.reflect(engine, only=lambda name, _meta: name in TABLES)
     missing = [name for name in TABLES if name not in metadata.tables]
     if missing:
         raise SchemaError(

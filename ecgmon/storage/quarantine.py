@@ -2,8 +2,8 @@
 
 Rejections are written in the transaction of the batch they came in
 (:func:`ecgmon.storage.batches.commit_batch`), keyed on (source, record key, reason), so a
-re-read batch updates its rejections instead of adding them twice. Replay lists the pending rows
-and marks those it scored.
+re-read batch updates its rejections instead of adding them twice (and they then belong to the
+run that last saw them). Replay lists the pending rows and marks those it scored.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ecgmon.clock import utcnow
-from ecgmon.records import Rejection
+from ecgmon.records import WHOLE_FILE_REASONS, Rejection
 from ecgmon.storage.engine import dialect_insert, table
 
 RECORD_KEY_CHARS = 512  # the width of rejected_records.record_key
@@ -91,6 +91,19 @@ def rejected_rows(
 
 #: Reasons a replay never scores: a repeated id's payload would overwrite the original beat.
 NOT_REPLAYABLE = ("duplicate_record_id",)
+
+
+def whole_file_rejections(engine: sa.Engine, run_id: str) -> list[dict]:
+    """The files (or recordings) a run rejected whole (:data:`WHOLE_FILE_REASONS`), oldest
+    first: {record_key (the file), reason, detail, source}."""
+    rejected = table(engine, "rejected_records")
+    query = (
+        sa.select(rejected.c.record_key, rejected.c.reason, rejected.c.detail, rejected.c.source)
+        .where((rejected.c.run_id == run_id) & rejected.c.reason.in_(WHOLE_FILE_REASONS))
+        .order_by(rejected.c.id)
+    )
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
 
 
 def pending_rejections(

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ecgmon.clock import utcnow
 from ecgmon.models.patient.baseline import PatientBaseline
-from ecgmon.models.registry.store import artifact_uri, load_through_folder, save_through_folder
+from ecgmon.models.registry.store import load_through_folder, save_through_folder
 from ecgmon.models.registry.versions import insert_threshold, register_version
 from ecgmon.storage.engine import table
 
@@ -64,16 +64,9 @@ def patient_baseline_name(patient_id: str, threshold_version: int) -> str:
     return f"patient:{patient_id}:t{threshold_version}"
 
 
-def patient_artifact_uri(store: str, version: int, patient_id: str) -> str:
-    """``<store>/v0012-patient-223``: the patient in the name, so a concurrent registration of the
-    same version number for another model never writes into this folder."""
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in patient_id)
-    return f"{artifact_uri(store, version)}-patient-{safe}"
-
-
-def save_patient_artifacts(baseline: PatientBaseline, uri: str) -> str:
-    """Write a patient baseline's files to ``uri``; returns their sha256."""
-    return save_through_folder(baseline.save, uri, BASELINE_FILES)
+def save_patient_artifacts(baseline: PatientBaseline, store: str) -> tuple[str, str]:
+    """Write a patient baseline's files once in ``store``; returns (their URI, their sha256)."""
+    return save_through_folder(baseline.save, store, BASELINE_FILES)
 
 
 def load_patient_artifacts(uri: str, expected_sha256: str) -> PatientBaseline:
@@ -128,8 +121,7 @@ def register_patient_model(
     version = register_version(
         engine,
         row,
-        lambda v: patient_artifact_uri(store, v, baseline.patient_id),
-        lambda uri: save_patient_artifacts(baseline, uri),
+        lambda: save_patient_artifacts(baseline, store),
         activate,
     )
     return version, threshold_versions[-1]

@@ -14,7 +14,6 @@ from ecgmon.clock import utcnow
 from ecgmon.errors import ConfigurationError, ModelNotFoundError, NoChampionError
 from ecgmon.models.autoencoder.detector import AutoencoderDetector
 from ecgmon.models.registry.store import (
-    artifact_uri,
     confine_to_store,
     load_artifacts,
     save_artifacts,
@@ -56,33 +55,28 @@ def register_model(
         "patient_id": patient_id,
         "parent_version": parent_version,
     }
-    return register_version(
-        engine,
-        row,
-        lambda version: artifact_uri(store, version),
-        lambda uri: save_artifacts(detector, uri),
-    )
+    return register_version(engine, row, lambda: save_artifacts(detector, store))
 
 
 def register_version(
     engine: Engine,
     row: dict,
-    uri_of: Callable[[int], str],
-    save: Callable[[str], str],
+    save: Callable[[], tuple[str, str]],
     then: Callable[[Connection, int], None] | None = None,
 ) -> int:
-    """Allocate the next version, ``save(uri)`` its artifacts (returns their sha256) and insert
-    ``row`` (every ``model_versions`` column but version, artifact_uri and artifact_sha256);
-    ``then(conn, version)`` runs in the same transaction. Returns the new version number.
+    """``save()`` the artifacts (once, at their content address; returns their URI and sha256),
+    allocate the next version and insert ``row`` (every ``model_versions`` column but version,
+    artifact_uri and artifact_sha256); ``then(conn, version)`` runs in the same transaction.
+    Returns the new version number.
 
-    Registrations are serialised by the registry lock (across processes): without it two
-    concurrent ones could both pick version N and write their artifacts to the same place, and
-    the one whose row lost would leave its files in place of the winner's."""
+    The artifacts' place depends on their content only, never on the version number: another
+    database sharing the model store cannot write over them (``ecgmon.models.registry.store``).
+    Registrations are serialised by the registry lock (across processes), so two concurrent
+    ones never pick the same version number."""
     versions = table(engine, "model_versions")
+    uri, sha = save()  # files left by a registration that died before its insert are harmless
     with source_lock(engine, REGISTRY_LOCK), engine.begin() as conn:
         version = (conn.execute(sa.select(sa.func.max(versions.c.version))).scalar() or 0) + 1
-        uri = uri_of(version)
-        sha = save(uri)  # a leftover of a registration that died before its insert is replaced
         conn.execute(
             versions.insert().values(**row, version=version, artifact_uri=uri, artifact_sha256=sha)
         )
@@ -246,6 +240,8 @@ def active_threshold(
                 (thresholds.c.model_version == model_version) & thresholds.c.active & scope
             )
         ).first()
+        if row is None:
+            _require_version(conn, model_version)  # no such version: recalibrating cannot help
     if row is None:
         raise ModelNotFoundError(
             f"model version {model_version} has no active threshold; run `ecgmon recalibrate "
@@ -278,7 +274,9 @@ def _require_version(conn: Connection, version: int) -> dict:
     versions = table(conn.engine, "model_versions")
     row = conn.execute(sa.select(versions).where(versions.c.version == version)).first()
     if row is None:
-        raise ModelNotFoundError(f"model version {version} is not registered")
+        raise ModelNotFoundError(
+            f"model version {version} is not registered; `ecgmon models list` shows the versions"
+        )
     return dict(row._mapping)
 
 

@@ -1,7 +1,8 @@
 -- v_drift: drift of each run's loss distribution against its model's normal reference, over time.
 -- Grain: one row per pipeline run with a drift measurement (drift_psi not NULL), i.e. per score
 --   run that scored beats.
--- Columns: run_id, flow, day (text, YYYY-MM-DD of started_at), started_at, model_version,
+-- Columns: run_id, flow, day (the UTC day of started_at: a date on PostgreSQL,
+--   text YYYY-MM-DD on SQLite), started_at, model_version,
 --   threshold_version, n_scored, n_flagged, anomaly_rate (flagged / scored, 0..1), drift_psi
 --   (population stability index on 10 quantile bins of the reference; > 0.25 is a large shift),
 --   run_mean_loss, reference_loss_mean (model_versions.loss_mean), mean_loss_ratio
@@ -10,7 +11,7 @@
 CREATE VIEW v_drift AS
 SELECT r.run_id,
        r.flow,
-       SUBSTR(CAST(r.started_at AS VARCHAR(40)), 1, 10) AS day,
+       UTC_DAY(r.started_at) AS day,
        r.started_at,
        r.model_version,
        r.threshold_version,

@@ -21,13 +21,14 @@ def test_concurrent_registrations_keep_their_own_artifacts(db_url: str, tmp_path
            "created_at": utcnow()}  # fmt: skip
 
     def register(name: str) -> None:
-        def save(uri: str) -> str:
+        def save() -> tuple[str, str]:
             content = name.encode()
+            sha = hashlib.sha256(content).hexdigest()
             time.sleep(0.3)  # both would pick the same version in this window without the lock
-            Path(uri).write_bytes(content)
-            return hashlib.sha256(content).hexdigest()
+            (tmp_path / sha).write_bytes(content)
+            return str(tmp_path / sha), sha
 
-        register_version(engine, row, lambda v: str(tmp_path / f"v{v}.bin"), save)
+        register_version(engine, row, save)
 
     threads = [threading.Thread(target=register, args=(f"model-{i}",)) for i in range(3)]
     for thread in threads:
