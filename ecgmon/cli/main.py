@@ -165,6 +165,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args.normal_label,
         args.threshold_method,
         args.threshold_param,
+        args.select,
     )
     if args.report:
         from ecgmon.models.evaluation.report import write_report
@@ -173,7 +174,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"report written to {path}", file=sys.stderr)
     keys = ("auroc", "f1", "precision", "recall", "accuracy", "false_alarm_rate")
     print(
-        f"{summary['architecture']} on {args.split} split, {args.seeds} seed(s): "
+        f"{summary['architecture']}{' (selected)' if args.select else ''} on {args.split} split, "
+        f"{args.seeds} seed(s), threshold {', '.join(summary['threshold_rule'])}: "
         + ", ".join(f"{k}={summary[k]:.4f}" for k in keys)
     )
     if args.json:
@@ -231,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--normal-label", type=float, default=1.0)
     ev.add_argument("--threshold-method", choices=("mean_std", "quantile", "fpr"))
     ev.add_argument("--threshold-param", type=float, help="k, q or fpr of the method")
+    ev.add_argument(
+        "--select",
+        action="store_true",
+        help="choose architecture and threshold rule on validation folds of the training beats "
+        "first (docs/results.md); the test beats are scored only after the choice",
+    )
     ev.add_argument("--report", type=Path, help="folder for PNG pictures and a summary")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_evaluate)

@@ -1,0 +1,27 @@
+"""How a model version's calibration losses were produced (``model_versions.calibration``).
+
+Thresholds are calibrated on out-of-fold losses of k-fold cross-fitting over the normal training
+beats (every beat scored by a model that never trained on it); the final model trains on all of
+them. The new JSON column records the procedure, e.g. ``{"procedure": "cross_fit", "folds": 5,
+"seed": 0, "n": 2344, "fold_sizes": [...]}``, beside the losses in ``normal_losses``. Versions
+registered before it stay NULL: they were calibrated on a held-out 20 % of their normal beats.
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("model_versions") as batch:
+        batch.add_column(sa.Column("calibration", sa.JSON, nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("model_versions") as batch:
+        batch.drop_column("calibration")
