@@ -226,7 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="train and evaluate on labelled beats")
     ev.add_argument("--data", required=True, type=Path)
-    ev.add_argument("--split", choices=("tf", "ucr"), default="tf")
+    ev.add_argument(
+        "--split",
+        choices=("tf", "ucr", "mitbih"),
+        default="tf",
+        help="tf: the tutorial's split of ECG5000; ucr: its official files; mitbih: beats of "
+        "annotated MIT-BIH records (records/, annotations/), first 5 minutes of each train",
+    )
     ev.add_argument("--architecture")
     ev.add_argument("--seeds", type=int, default=1)
     ev.add_argument("--epochs", type=int, default=60)

@@ -11,11 +11,12 @@ from sklearn.model_selection import train_test_split
 
 from ecgmon.models.autoencoder.detector import AutoencoderDetector, resolve_architecture
 from ecgmon.models.evaluation.metrics import detection_metrics, summarise_runs
+from ecgmon.models.evaluation.mitbih import read_mitbih_split
 from ecgmon.models.evaluation.selection import select as select_model
 from ecgmon.sources.datasets import LabelledBeats, read_beats, read_ucr_pair
 
 log = logging.getLogger(__name__)
-SPLITS = ("tf", "ucr")
+SPLITS = ("tf", "ucr", "mitbih")
 
 
 @dataclass
@@ -38,11 +39,14 @@ class EvaluationRun:
 def load_split(
     data: Path, split: str, normal_label: float = 1.0
 ) -> tuple[LabelledBeats, LabelledBeats]:
-    """(train, test) beats: the tutorial split of all rows pooled, or the UCR files as given."""
+    """(train, test) beats: the tutorial split of all rows pooled, the UCR files as given, or
+    beats cut from annotated MIT-BIH records (``mitbih.py``)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     if split == "ucr":
         return read_ucr_pair(data)
+    if split == "mitbih":
+        return read_mitbih_split(data)
     pooled = read_beats(data) if data.is_file() else _pooled(data)
     if pooled.labels is None:
         raise ValueError(f"{data} has no labels; evaluation needs labelled beats")
