@@ -40,14 +40,17 @@ def _insert_scores(engine: sa.Engine, ids: list[str]) -> None:
         conn.execute(sa.text(f"INSERT INTO scores ({columns}) VALUES ({marks})"), rows)
 
 
-def test_down_one_step_and_up_again(db_url: str) -> None:
+HEAD = "0004"
+
+
+def test_down_and_up_again(db_url: str) -> None:
     engine = create_db_engine(db_url)
-    assert upgrade_schema(engine) == "0003"
+    assert upgrade_schema(engine) == HEAD
     _downgrade(engine, "0002")
     assert current_revision(engine) == "0002"
     if engine.dialect.name == "postgresql":
         assert _collations(engine) == {None}  # the database's default again
-    assert upgrade_schema(engine) == "0003"
+    assert upgrade_schema(engine) == HEAD
     if engine.dialect.name == "postgresql":
         assert _collations(engine) == {"C"}
     with engine.connect() as conn:
@@ -70,3 +73,18 @@ def test_record_ids_sort_by_code_point_and_join_with_default_collation(db_url: s
             " WHERE m.beat < 'c' ORDER BY s.record_id"
         )
         assert [r[0] for r in joined] == ["beat-10", "beat-9"]
+
+
+def test_0004_adds_and_drops_the_calibration_column(db_url: str) -> None:
+    engine = create_db_engine(db_url)
+    upgrade_schema(engine)
+    assert "calibration" in {c["name"] for c in sa.inspect(engine).get_columns("model_versions")}
+    _downgrade(engine, "0003")
+    assert "calibration" not in {
+        c["name"] for c in sa.inspect(engine).get_columns("model_versions")
+    }
+    assert upgrade_schema(engine) == HEAD
+    indexes = {i["name"] for i in sa.inspect(engine).get_indexes("model_versions")}
+    assert "ux_model_versions_one_champion" in indexes
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT * FROM v_model_history WHERE 1 = 0")

@@ -13,15 +13,19 @@ Revises: 0003
 import sqlalchemy as sa
 from alembic import op
 
+from ecgmon.storage.engine import view_files
+
 revision = "0004"
 down_revision = "0003"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("model_versions") as batch:
-        batch.add_column(sa.Column("calibration", sa.JSON, nullable=True))
+    op.add_column("model_versions", sa.Column("calibration", sa.JSON, nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("model_versions") as batch:
-        batch.drop_column("calibration")
+    # plain ALTER TABLE on both dialects (SQLite >= 3.35): a batch copy of the table would lose
+    # the partial unique index on the champion; views are recreated by upgrade_schema
+    for path in view_files():
+        op.execute(f"DROP VIEW IF EXISTS {path.stem}")
+    op.drop_column("model_versions", "calibration")
