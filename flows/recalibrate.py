@@ -18,7 +18,7 @@ def recalibrate_flow(
     data: str | None = None,
 ) -> dict:
     """Threshold of ``model_version`` (default: the champion) by ``method`` with ``param``
-    (k, q or fpr), from its stored held-out normal losses or the normal beats in ``data``."""
+    (k, q or fpr), from its stored out-of-fold normal losses or the normal beats in ``data``."""
     settings = get_settings()
     params = {"model_version": model_version, "method": method, "param": param, "data": data}
     with recorded_run(settings, "recalibrate", params, data) as run_id:

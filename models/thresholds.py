@@ -78,8 +78,9 @@ RULES: dict[str, tuple[Callable[..., float], str, float]] = {
     "quantile": (quantile_threshold, "q", 0.99),
     "fpr": (fpr_threshold, "fpr", 0.02),
 }
-# Measured on ECG5000 (docs/results.md): on held-out normal beats, k in 2.2..2.6 gives the best
-# anomaly F1 at a 2-3 % false-alarm rate for every architecture; k = 1 (the tutorial) flags ~10 %.
+# Applied to the out-of-fold losses of all normal training beats. The candidates and the protocol
+# that checks this choice on validation folds of training beats only: models/evaluation/
+# selection.py and docs/results.md. k = 1 (the tutorial's rule) flags about 10 % of normal beats.
 DEFAULT_THRESHOLD: tuple[str, float] = ("mean_std", 2.5)
 
 

@@ -1,11 +1,13 @@
 """Retraining with a champion/challenger gate (rules in models/registry/gate.py).
 
-The gate set is normal beats NEITHER model trained on. When the champion was trained on the
-same normal beats (same ``train_fingerprint``), they are the champion's own held-out
-calibration beats (its seeded 20% split) and the candidate trains on the rest; otherwise a
-seeded 20% of the normals is held out from the candidate (the champion never saw this data,
-as far as the registry can tell). Labelled abnormal beats never train either model and join
-the gate set for AUROC.
+Each model is judged on losses of beats it did not train on, by the procedure thresholds are
+calibrated with. A seeded 20 % of the normal beats (the gate set) is held out from the
+candidate, which trains (and cross-fits its threshold) on the rest. The champion is judged on
+the same beats: by its stored out-of-fold losses of them when it was trained on these very
+normal beats (same ``train_fingerprint``; its final model saw them), by its own losses
+otherwise (it never saw this data, as far as the registry can tell). A champion calibrated
+before cross-fitting, on the same beats, is judged on its own held-out 20 % (which then is the
+gate set). Labelled abnormal beats never train either model and join the gate set for AUROC.
 """
 
 from __future__ import annotations
@@ -41,12 +43,29 @@ def gate_split(
     normal: np.ndarray, champion: dict | None, seed: int
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """(train indices, gate indices, how chosen) over normal beats (n, length)."""
-    if champion is not None and champion["train_fingerprint"] == fingerprint(normal):
+    if _trained_on(champion, normal) and not _cross_fitted(champion, normal):
         train_idx, gate_idx = split_calibration(len(normal), GATE_FRACTION, int(champion["seed"]))
         if len(gate_idx) == int(champion["calibration_size"]):
             return train_idx, gate_idx, "held-out normals of the champion (same training data)"
     train_idx, gate_idx = split_calibration(len(normal), GATE_FRACTION, seed + 1)
-    return train_idx, gate_idx, f"seeded {GATE_FRACTION:.0%} of the normals, not trained on"
+    how = f"seeded {GATE_FRACTION:.0%} of the normals, not trained on by the candidate"
+    if _cross_fitted(champion, normal):
+        how += "; the champion's out-of-fold losses of them (it trained on these normals)"
+    return train_idx, gate_idx, how
+
+
+def _trained_on(champion: dict | None, normal: np.ndarray) -> bool:
+    return champion is not None and champion["train_fingerprint"] == fingerprint(normal)
+
+
+def _cross_fitted(champion: dict | None, normal: np.ndarray) -> bool:
+    """Whether the champion holds an out-of-fold loss of each of these (its training) beats."""
+    how = (champion or {}).get("calibration") or {}
+    return (
+        _trained_on(champion, normal)
+        and how.get("procedure") == "cross_fit"
+        and len(champion["normal_losses"]) == len(normal)
+    )
 
 
 def retrain(
@@ -84,11 +103,12 @@ def retrain(
     gate_normal = normal[gate_idx]
     gate_abnormal = abnormal if beats.labels is not None and len(abnormal) else None
     cand = _figures(engine, version, gate_normal, gate_abnormal)
-    champ = (
-        None
-        if champion is None
-        else _figures(engine, champion["version"], gate_normal, gate_abnormal)
-    )
+    champ = None
+    if champion is not None:
+        out_of_fold = None
+        if _cross_fitted(champion, normal):
+            out_of_fold = np.asarray(champion["normal_losses"], dtype=np.float64)[gate_idx]
+        champ = _figures(engine, champion["version"], gate_normal, gate_abnormal, out_of_fold)
     decision = decide(
         cand, champ, len(gate_normal), 0 if gate_abnormal is None else len(gate_abnormal), policy
     )
@@ -122,12 +142,19 @@ def _champion_row(engine: Engine) -> dict | None:
 
 
 def _figures(
-    engine: Engine, version: int, normal: np.ndarray, abnormal: np.ndarray | None
+    engine: Engine,
+    version: int,
+    normal: np.ndarray,
+    abnormal: np.ndarray | None,
+    normal_losses: np.ndarray | None = None,
 ) -> ModelFigures:
+    """A model's gate figures; ``normal_losses``: its out-of-fold losses of ``normal``, if any."""
     detector = load_detector(engine, version)
     threshold = active_threshold(engine, version).value
     abnormal_losses = None if abnormal is None else detector.losses(abnormal)
-    return model_figures(detector.losses(normal), abnormal_losses, threshold)
+    if normal_losses is None:
+        normal_losses = detector.losses(normal)
+    return model_figures(normal_losses, abnormal_losses, threshold)
 
 
 @task(name="retrain-with-gate", cache_policy=NO_CACHE)

@@ -9,10 +9,12 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Engine
 
+from ecgmon.models.autoencoder.detector import fingerprint
 from ecgmon.models.registry.versions import (
     ThresholdRecord,
     active_threshold,
     add_threshold,
+    calibration_origin,
     champion_version,
     get_version,
     load_detector,
@@ -31,7 +33,10 @@ def recalibrate(
     data: str | None = None,
     normal_label: float = 1.0,
 ) -> dict:
-    """Compute a threshold from stored held-out normal losses or from normal beats in ``data``.
+    """Compute a threshold from the stored out-of-fold normal losses or from normal beats in
+    ``data``. Beats the model trained on would give optimistic losses: when ``data`` holds the
+    very normal beats the version was trained on (same fingerprint), its stored out-of-fold
+    losses of them are used, as at training.
 
     The new threshold version becomes active (older ones stay, and scores keep the version
     they were judged with). When it equals the active one (same method, parameters, value and
@@ -40,12 +45,17 @@ def recalibrate(
     """
     engine = create_db_engine(settings.database_url_plain)
     version = champion_version(engine) if model_version is None else model_version
-    if data is None:
-        losses = np.asarray(get_version(engine, version)["normal_losses"], dtype=np.float64)
-        origin = f"held-out normal losses of v{version}"
-    else:
+    row = get_version(engine, version)
+    normal = None
+    if data is not None:
         beats = read_training_data(Path(data))
         normal = beats.signals[beats.normal_mask(normal_label)]
+        if fingerprint(normal) == row["train_fingerprint"]:
+            normal, data = None, None  # the training beats: their out-of-fold losses
+    if normal is None:
+        losses = np.asarray(row["normal_losses"], dtype=np.float64)
+        origin = calibration_origin(row)
+    else:
         losses = load_detector(engine, version).losses(normal)
         origin = f"{len(normal)} normal beats of {data}"[:512]
     threshold = compute_threshold(losses, method or settings.threshold_method, param)

@@ -78,9 +78,10 @@ def training_summary(settings: Settings, version: int) -> dict:
         "architecture": row["architecture"],
         "input_length": row["input_length"],
         "train_size": row["train_size"],
-        "held_out_normal_beats": row["calibration_size"],
-        "held_out_loss_mean": round(row["loss_mean"], 6),
-        "held_out_loss_std": round(row["loss_std"], 6),
+        "calibration_beats": row["calibration_size"],
+        "calibration": row.get("calibration") or "held-out 20 % of the normals",
+        "calibration_loss_mean": round(row["loss_mean"], 6),
+        "calibration_loss_std": round(row["loss_std"], 6),
         "threshold": f"{threshold.method} {threshold.params} = {threshold.value:.6f}",
         **metrics,
     }
@@ -118,10 +119,8 @@ def _training_pictures(settings: Settings, version: int) -> dict[str, bytes]:
 def calibrate(
     settings: Settings, version: int, method: str | None = None, param: float | None = None
 ) -> int:
-    """A new active threshold version for ``version`` from its stored held-out normal losses."""
-    import numpy as np
-
-    from ecgmon.models.registry.versions import get_version
+    """A new active threshold version for ``version`` from its stored out-of-fold normal losses."""
+    from ecgmon.models.registry.versions import calibration_origin, get_version
     from ecgmon.models.thresholds import compute_threshold
 
     engine = create_db_engine(settings.database_url_plain)
@@ -129,7 +128,7 @@ def calibrate(
     threshold = compute_threshold(
         np.asarray(row["normal_losses"]), method or settings.threshold_method, param
     )
-    return add_threshold(engine, version, threshold, origin=f"held-out normal losses of v{version}")
+    return add_threshold(engine, version, threshold, origin=calibration_origin(row))
 
 
 @task(name="train-and-register", cache_policy=NO_CACHE)

@@ -159,6 +159,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args.normal_label,
         args.threshold_method,
         args.threshold_param,
+        args.select,
     )
     if args.report:
         from ecgmon.models.evaluation.report import write_report
@@ -167,7 +168,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"report written to {path}", file=sys.stderr)
     keys = ("auroc", "f1", "precision", "recall", "accuracy", "false_alarm_rate")
     print(
-        f"{summary['architecture']} on {args.split} split, {args.seeds} seed(s): "
+        f"{summary['architecture']}{' (selected)' if args.select else ''} on {args.split} split, "
+        f"{args.seeds} seed(s), threshold {', '.join(summary['threshold_rule'])}: "
         + ", ".join(f"{k}={summary[k]:.4f}" for k in keys)
     )
     if args.json:
@@ -218,13 +220,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="train and evaluate on labelled beats")
     ev.add_argument("--data", required=True, type=Path)
-    ev.add_argument("--split", choices=("tf", "ucr"), default="tf")
+    ev.add_argument(
+        "--split",
+        choices=("tf", "ucr", "mitbih"),
+        default="tf",
+        help="tf: the tutorial's split of ECG5000; ucr: its official files; mitbih: beats of "
+        "annotated MIT-BIH records (records/, annotations/), first 5 minutes of each train",
+    )
     ev.add_argument("--architecture")
     ev.add_argument("--seeds", type=int, default=1)
     ev.add_argument("--epochs", type=int, default=60)
     ev.add_argument("--normal-label", type=float, default=1.0)
     ev.add_argument("--threshold-method", choices=("mean_std", "quantile", "fpr"))
     ev.add_argument("--threshold-param", type=float, help="k, q or fpr of the method")
+    ev.add_argument(
+        "--select",
+        action="store_true",
+        help="choose architecture and threshold rule on validation folds of the training beats "
+        "first (docs/results.md); the test beats are scored only after the choice",
+    )
     ev.add_argument("--report", type=Path, help="folder for PNG pictures and a summary")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_evaluate)

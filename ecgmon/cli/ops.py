@@ -159,7 +159,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=float, help="mean_std: mean + k * std")
     p.add_argument("--q", type=float, help="quantile: the q-quantile, 0 < q < 1")
     p.add_argument("--fpr", type=float, help="fpr: share of normal beats flagged, 0 < fpr < 1")
-    p.add_argument("--data", help="normal beats to score (default: the stored held-out losses)")
+    p.add_argument("--data", help="normal beats to score (default: the stored out-of-fold losses)")
     p.set_defaults(func=cmd_recalibrate)
 
     p = sub.add_parser("backfill", help="re-score past days of a source, one day at a time")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ecgmon.models.autoencoder.calibration import CALIBRATION_FOLDS, CrossFit, cross_fitted_losses
 from ecgmon.models.autoencoder.preprocessing import MinMaxScaler
 from ecgmon.models.thresholds import Threshold, compute_threshold
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:  # imported late: TensorFlow loads when a model is first used
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
+#: How models saved before cross-fitting were calibrated (their metadata does not say).
+HOLDOUT_CALIBRATION = {"procedure": "holdout", "fraction": 0.2}
 SCORE_CHUNK = 16_384  # beats per compiled call: small activations, same speed (docs/performance.md)
 
 
@@ -39,7 +42,7 @@ def fingerprint(signals: np.ndarray) -> str:
 
 
 def split_calibration(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded (train, calibration) index split of n normal beats; calibration never trains."""
+    """Seeded (train, held-out) index split of n normal beats; the held-out part never trains."""
     order = np.random.default_rng(seed + 7919).permutation(n)
     n_cal = max(2, int(round(fraction * n)))
     return np.sort(order[n_cal:]), np.sort(order[:n_cal])
@@ -47,7 +50,10 @@ def split_calibration(n: int, fraction: float, seed: int) -> tuple[np.ndarray, n
 
 @dataclass
 class AutoencoderDetector:
-    """A trained autoencoder, its fitted scaler and the losses of held-out normal beats."""
+    """A trained autoencoder, its fitted scaler and the out-of-fold losses of its normal beats.
+
+    ``calibration`` says how ``calibration_losses`` were produced (procedure, folds, seed, n).
+    """
 
     architecture: str
     hyperparameters: dict
@@ -61,6 +67,7 @@ class AutoencoderDetector:
     epochs: int = 0
     seed: int = 0
     training_seconds: float = 0.0
+    calibration: dict = field(default_factory=dict)
     _score_fn: object = field(default=None, repr=False)
 
     @classmethod
@@ -72,35 +79,61 @@ class AutoencoderDetector:
         epochs: int,
         seed: int = 0,
         hyperparameters: dict | None = None,
-        calibration_fraction: float = 0.2,
+        folds: int = CALIBRATION_FOLDS,
+        calibration: CrossFit | None = None,
     ) -> AutoencoderDetector:
-        """Train on normal beats (n, length); a held-out share calibrates the threshold."""
+        """Train on every normal beat (n, length); calibrate on out-of-fold losses.
+
+        ``folds`` models, each trained on the other folds, give every normal beat a loss from a
+        model that never saw it (``calibration.py``); the final model then trains on all of
+        them. ``calibration``: out-of-fold losses already computed for these beats, seed and
+        recipe (model selection computes them), so the fold models are not trained twice.
+        """
         if len(normal_signals) < 10:
             raise ValueError(f"need at least 10 normal beats to train, got {len(normal_signals)}")
         started = time.perf_counter()
+        from ecgmon.models.autoencoder.architectures import default_hyperparameters
+
+        hp = default_hyperparameters(architecture) | (hyperparameters or {})
+        if calibration is None:
+            calibration = cross_fitted_losses(
+                normal_signals,
+                lambda x, fold_seed: cls.train(x, architecture, hp, epochs, fold_seed),
+                folds=folds,
+                seed=seed,
+            )
+        elif calibration.losses.shape != (len(normal_signals),):
+            raise ValueError("the given out-of-fold losses are not those of these beats")
+        detector = cls.train(normal_signals, architecture, hp, epochs, seed)
+        detector.calibration_losses = np.asarray(calibration.losses, dtype=np.float64)
+        detector.calibration = calibration.description()
+        detector.train_fingerprint = fingerprint(normal_signals)
+        detector.training_seconds = time.perf_counter() - started
+        return detector
+
+    @classmethod
+    def train(
+        cls, normal_signals: np.ndarray, architecture: str, hp: dict, epochs: int, seed: int
+    ) -> AutoencoderDetector:
+        """One seeded training run on beats (n, length), with no calibration losses yet."""
         # Keras loads here, not at import: flow modules import this one (see PREFECT.md)
-        from ecgmon.models.autoencoder.architectures import (
-            build_autoencoder,
-            default_hyperparameters,
-        )
+        from ecgmon.models.autoencoder.architectures import build_autoencoder
         from ecgmon.models.autoencoder.seeding import seed_everything
         from ecgmon.models.autoencoder.training import fit_autoencoder
 
         seed_everything(seed)
-        hp = default_hyperparameters(architecture) | (hyperparameters or {})
-        train_idx, cal_idx = split_calibration(len(normal_signals), calibration_fraction, seed)
-        scaler = MinMaxScaler.fit(normal_signals[train_idx])
+        scaler = MinMaxScaler.fit(normal_signals)
         length = normal_signals.shape[1]
         model = build_autoencoder(architecture, length, hp, seed)
-        x_train = scaler.transform(normal_signals[train_idx])
         history = fit_autoencoder(
-            model, x_train, epochs=epochs, batch_size=int(hp.get("batch_size", 512)), seed=seed
+            model,
+            scaler.transform(normal_signals),
+            epochs=epochs,
+            batch_size=int(hp.get("batch_size", 512)),
+            seed=seed,
         )
         detector = cls(architecture, hp, length, scaler, model, np.empty(0), history)
-        detector.calibration_losses = detector.losses(normal_signals[cal_idx])
-        detector.train_size, detector.epochs, detector.seed = len(train_idx), epochs, seed
-        detector.train_fingerprint = fingerprint(normal_signals)
-        detector.training_seconds = time.perf_counter() - started
+        detector.train_size, detector.epochs, detector.seed = len(normal_signals), epochs, seed
         return detector
 
     def reconstruct(self, signals: np.ndarray) -> np.ndarray:
@@ -123,7 +156,7 @@ class AutoencoderDetector:
         return np.concatenate(out).astype(np.float64) if out else np.empty(0)
 
     def threshold(self, method: str | None = None, param: float | None = None) -> Threshold:
-        """A threshold from the held-out normal losses by a named rule."""
+        """A threshold from the out-of-fold normal losses by a named rule."""
         return compute_threshold(self.calibration_losses, method, param)
 
     def _compiled(self) -> Callable[[np.ndarray], tf.Tensor]:
@@ -154,6 +187,7 @@ class AutoencoderDetector:
             "input_length": self.input_length,
             "preprocessing": self.scaler.to_dict(),
             "calibration_losses": [float(v) for v in self.calibration_losses],
+            "calibration": self.calibration,
             "train_size": self.train_size,
             "train_fingerprint": self.train_fingerprint,
             "epochs": self.epochs,
@@ -188,4 +222,5 @@ class AutoencoderDetector:
         detector.train_size, detector.epochs = meta["train_size"], meta["epochs"]
         detector.train_fingerprint, detector.seed = meta["train_fingerprint"], meta["seed"]
         detector.training_seconds = meta.get("training_seconds", 0.0)
+        detector.calibration = meta.get("calibration", HOLDOUT_CALIBRATION)
         return detector

@@ -11,11 +11,13 @@ from sklearn.model_selection import train_test_split
 
 from ecgmon.models.autoencoder.detector import AutoencoderDetector, resolve_architecture
 from ecgmon.models.evaluation.metrics import detection_metrics, summarise_runs
+from ecgmon.models.evaluation.mitbih import read_mitbih_split
+from ecgmon.models.evaluation.selection import select as select_model
 from ecgmon.progress import step
 from ecgmon.sources.datasets import LabelledBeats, read_beats, read_ucr_pair
 
 log = logging.getLogger(__name__)
-SPLITS = ("tf", "ucr")
+SPLITS = ("tf", "ucr", "mitbih")
 
 
 @dataclass
@@ -38,11 +40,14 @@ class EvaluationRun:
 def load_split(
     data: Path, split: str, normal_label: float = 1.0
 ) -> tuple[LabelledBeats, LabelledBeats]:
-    """(train, test) beats: the tutorial split of all rows pooled, or the UCR files as given."""
+    """(train, test) beats: the tutorial split of all rows pooled, the UCR files as given, or
+    beats cut from annotated MIT-BIH records (``mitbih.py``)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     if split == "ucr":
         return read_ucr_pair(data)
+    if split == "mitbih":
+        return read_mitbih_split(data)
     pooled = read_beats(data) if data.is_file() else _pooled(data)
     if pooled.labels is None:
         raise ValueError(f"{data} has no labels; evaluation needs labelled beats")
@@ -71,15 +76,35 @@ def evaluate_once(
     normal_label: float = 1.0,
     threshold_method: str | None = None,
     threshold_param: float | None = None,
+    select: bool = False,
 ) -> EvaluationRun:
-    """Train on the normal training beats, threshold on held-out normals, score the test set."""
-    normal = train.signals[train.normal_mask(normal_label)]
-    detector = AutoencoderDetector.fit(normal, architecture=architecture, epochs=epochs, seed=seed)
+    """Train on the normal training beats, threshold on their out-of-fold losses, score the test.
+
+    ``select``: architecture and threshold rule are chosen first by the protocol of
+    ``selection.py`` on the training beats alone; the test beats are scored after the choice.
+    """
+    mask = train.normal_mask(normal_label)
+    normal, calibration, record = train.signals[mask], None, None
+    if select:
+        chosen = select_model(train.signals[mask], train.signals[~mask], epochs=epochs, seed=seed)
+        architecture, calibration, record = (
+            chosen.chosen.architecture,
+            chosen.crossfits[chosen.chosen.architecture],
+            chosen.to_json(),
+        )
+        threshold_method, threshold_param = chosen.chosen.method, chosen.chosen.param
+    detector = AutoencoderDetector.fit(
+        normal, architecture=architecture, epochs=epochs, seed=seed, calibration=calibration
+    )
     threshold = detector.threshold(threshold_method, threshold_param)
     losses = detector.losses(test.signals)
     is_anomaly = ~test.normal_mask(normal_label)
     metrics = detection_metrics(losses, is_anomaly, threshold.value)
     metrics["training_seconds"] = detector.training_seconds
+    metrics["architecture"] = architecture
+    metrics["threshold_rule"] = f"{threshold.method} {threshold.params}"
+    if record is not None:
+        metrics["selection"] = record
     return EvaluationRun(
         architecture,
         split,
@@ -124,8 +149,12 @@ def evaluate(
     normal_label: float = 1.0,
     threshold_method: str | None = None,
     threshold_param: float | None = None,
+    select: bool = False,
 ) -> tuple[dict, list[EvaluationRun]]:
-    """Metrics over ``seeds`` seeds (0..seeds-1): means at top level, plus ``std`` and ``runs``."""
+    """Metrics over ``seeds`` seeds (0..seeds-1): means at top level, plus ``std`` and ``runs``.
+
+    ``select``: each seed runs the selection protocol on the training beats first (the
+    architecture and threshold arguments are then ignored)."""
     train, test = load_split(data, split, normal_label)
     name = resolve_architecture(architecture)
     runs = []
@@ -141,13 +170,17 @@ def evaluate(
             normal_label=normal_label,
             threshold_method=threshold_method,
             threshold_param=threshold_param,
+            select=select,
         )
         log.info("seed %d: %s", seed, run.metrics)
         runs.append(run)
         step("seeds", advance=1)
     summary = summarise_runs([r.metrics for r in runs]) if seeds > 1 else dict(runs[0].metrics)
+    chosen = sorted({r.architecture for r in runs})
     summary.update(
-        architecture=name,
+        architecture=chosen[0] if len(chosen) == 1 else ",".join(chosen),
+        selected=select,
+        threshold_rule=sorted({r.metrics["threshold_rule"] for r in runs}),
         split=split,
         seeds=seeds,
         threshold_method=runs[0].threshold_method,

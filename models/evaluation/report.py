@@ -133,7 +133,8 @@ def summary_markdown(
         f"# Evaluation: {title}",
         "",
         f"{len(runs)} seed(s); anomaly is the positive class; threshold "
-        f"`{runs[0].threshold_method}` on held-out normal training beats (no test labels).",
+        f"`{runs[0].threshold_method}` on out-of-fold losses of the normal training beats "
+        "(no test labels).",
         "",
         "| metric | mean | std |",
         "|---|---|---|",

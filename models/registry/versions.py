@@ -98,6 +98,7 @@ def _version_row(detector: AutoencoderDetector) -> dict:
         "loss_mean": float(losses.mean()),
         "loss_std": float(losses.std()),
         "normal_losses": [float(v) for v in losses],
+        "calibration": detector.calibration,
         "epochs": detector.epochs,
         "seed": detector.seed,
         "training_seconds": detector.training_seconds,
@@ -205,7 +206,7 @@ def get_version(engine: Engine, version: int) -> dict:
 
 
 def normal_reference_losses(engine: Engine, version: int) -> np.ndarray:
-    """The held-out normal losses (n,) a version was calibrated on: its drift reference.
+    """The out-of-fold normal losses (n,) a version was calibrated on: its drift reference.
 
     Raises sqlalchemy's NoResultFound when the version does not exist."""
     versions = table(engine, "model_versions")
@@ -214,6 +215,14 @@ def normal_reference_losses(engine: Engine, version: int) -> np.ndarray:
             sa.select(versions.c.normal_losses).where(versions.c.version == version)
         ).scalar_one()
     return np.asarray(json.loads(stored) if isinstance(stored, str) else stored, np.float64)
+
+
+def calibration_origin(row: dict) -> str:
+    """Where a version's stored normal losses come from, for ``thresholds.origin``."""
+    how = row.get("calibration") or {}
+    if how.get("procedure") == "cross_fit":
+        return f"out-of-fold losses of {how['folds']}-fold cross-fitting of v{row['version']}"
+    return f"held-out normal losses of v{row['version']}"
 
 
 def list_versions(engine: Engine) -> list[dict]:

@@ -76,3 +76,19 @@ def test_record_ids_sort_by_code_point_and_join_with_default_collation(db_url: s
             " WHERE m.beat < 'c' ORDER BY s.record_id"
         )
         assert [r[0] for r in joined] == ["beat-10", "beat-9"]
+
+
+def test_0007_adds_and_drops_the_calibration_column(db_url: str) -> None:
+    engine = create_db_engine(db_url)
+    head = upgrade_schema(engine)
+    assert head == "0007"
+    assert "calibration" in {c["name"] for c in sa.inspect(engine).get_columns("model_versions")}
+    _downgrade(engine, "0006")
+    assert "calibration" not in {
+        c["name"] for c in sa.inspect(engine).get_columns("model_versions")
+    }
+    assert upgrade_schema(engine) == head
+    indexes = {i["name"] for i in sa.inspect(engine).get_indexes("model_versions")}
+    assert "ux_model_versions_one_champion" in indexes
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT * FROM v_model_history WHERE 1 = 0")
