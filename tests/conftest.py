@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import uuid
@@ -24,6 +25,17 @@ os.environ.update(
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_ENABLED", "false")
 POSTGRES_URL = os.environ.get("ECGMON_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logging() -> Iterator[None]:
+    """``ecgmon.cli.main.main`` runs ``logging.basicConfig`` on pytest's captured stderr: put the
+    root logger's handlers back, so nothing writes to a closed capture later."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ exist, a database that refuses the login or is not there, a source folder with n
 
 from __future__ import annotations
 
-import logging
 import socket
 from pathlib import Path
 
@@ -11,16 +10,6 @@ import pytest
 
 from ecgmon.cli.main import main
 from tests.conftest import POSTGRES_URL, write_day
-
-
-@pytest.fixture(autouse=True)
-def _restore_root_logging():
-    """``main`` runs ``logging.basicConfig`` on the captured stderr: put the handlers back."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:

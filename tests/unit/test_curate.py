@@ -3,12 +3,10 @@ scores, in the layout training reads."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 import sqlalchemy as sa
 
 from ecgmon.cli.main import main
@@ -17,16 +15,6 @@ from ecgmon.sources.datasets import read_training_data
 from ecgmon.storage.engine import create_db_engine
 from ecgmon.tasks.scoring import resolve_judge, score_new_records
 from tests.conftest import write_day
-
-
-@pytest.fixture(autouse=True)
-def _restore_root_logging():
-    """``main`` runs ``logging.basicConfig`` on the captured stderr: put the handlers back."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def test_normal_beats_from_a_labelled_file(tmp_path: Path, synthetic_set, capsys) -> None:
