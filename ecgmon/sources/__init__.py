@@ -65,7 +65,10 @@ def shown_source(spec: str) -> str:
     its password and query secrets masked; anything else as it is."""
     if spec.startswith("env:"):
         spec = os.environ.get(spec[4:], spec)
-    return redact_url(spec) if "://" in spec else spec
+    if "://" not in spec:
+        return spec
+    url, mark, table_part = spec.partition("#")  # a source key's "#table=NAME" stays as it is
+    return redact_url(url) + mark + table_part
 
 
 def refuse_secret_source(spec: str) -> None:

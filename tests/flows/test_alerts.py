@@ -166,7 +166,7 @@ def test_database_table_scored_once_and_url_password_never_stored(
     first = score_flow(source=url, table="ecg_records", batch_size=8)
     again = score_flow(source=url, table="ecg_records", batch_size=8)
     assert (first["n_read"], first["n_scored"], again["n_read"]) == (30, 30, 0)
-    assert runs(ecgmon_env)[-1]["source"] == url
+    assert runs(ecgmon_env)[-1]["source"] == f"{url}#table=ecg_records"  # the watermarks' key
     shown = safe_source("postgresql+psycopg://ops:pw-Secret@db.example/ecg")
     assert "pw-Secret" not in shown and "ops" in shown
 

@@ -42,7 +42,7 @@ def test_train_summary_shows_training_figures_and_pictures(
     markdown = latest_artifact("train-run-summary")
     assert f"`{result['run_id']}`" in markdown
     assert "| read | scored |" not in markdown and "n/a" not in markdown
-    assert "| final_loss |" in markdown and "| held_out_loss_mean |" in markdown
+    assert "| final_loss |" in markdown and "| calibration_loss_mean |" in markdown
     assert "## Learning curves" in markdown and "## Held-out loss histogram" in markdown
     assert markdown.count(PICTURE) == 2
 
