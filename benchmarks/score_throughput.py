@@ -355,7 +355,8 @@ def index_shapes(conn: Any, name: str) -> list[tuple]:
     shapes = []
     for _seq, index, unique, origin, _partial in indexes:
         cols = conn.exec_driver_sql(f"PRAGMA index_info('{index}')").all()
-        shapes.append((bool(unique), origin, tuple(c[2] for c in cols)))
+        names = tuple("<expression>" if c[2] is None else c[2] for c in cols)  # UTC-day index
+        shapes.append((bool(unique), origin, names))
     return sorted(shapes)
 
 

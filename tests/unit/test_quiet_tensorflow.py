@@ -37,11 +37,14 @@ def test_probe_lines_are_dropped_and_other_lines_kept_in_order() -> None:
 
 
 @pytest.mark.slow
-def test_train_from_the_command_line_prints_no_gpu_probe(tmp_path, synthetic_set) -> None:
+def test_train_from_the_command_line_prints_no_gpu_probe(
+    tmp_path, synthetic_set, prefect_harness
+) -> None:
     """The real thing: ``ecgmon train`` imports TensorFlow and builds a model."""
     import os
 
     import numpy as np
+    from prefect.settings import PREFECT_API_URL
 
     data = tmp_path / "beats_TRAIN.tsv"
     beats = synthetic_set.signals[:60]
@@ -50,6 +53,7 @@ def test_train_from_the_command_line_prints_no_gpu_probe(tmp_path, synthetic_set
         os.environ,
         ECGMON_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}",
         ECGMON_MODEL_STORE=str(tmp_path / "models"),
+        PREFECT_API_URL=str(PREFECT_API_URL.value()),  # the session's test server
     )
     ecgmon = [sys.executable, "-m", "ecgmon"]
     subprocess.run([*ecgmon, "db", "upgrade"], env=env, check=True, capture_output=True)
