@@ -44,6 +44,20 @@ POOL = "ecgmon-process"
 FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 
 
+class _PatientTransport(httpx.HTTPTransport):
+    """Retries a request the server answers 503 (too busy, on a loaded machine), waiting 1, 2, 4
+    ... up to 10 s between up to 12 tries."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for attempt in range(12):
+            response = super().handle_request(request)
+            if response.status_code != 503 or attempt == 11:
+                return response
+            response.close()
+            time.sleep(min(2**attempt, 10))
+        raise AssertionError("unreachable")
+
+
 class LivePrefectError(RuntimeError):
     """The live server, a deploy or a flow run did not do what the harness waited for."""
 
@@ -60,7 +74,7 @@ class LivePrefect:
         self.scheduler = scheduler
         self.poll_seconds = poll_seconds
         self.processes: list[subprocess.Popen] = []
-        self.http = httpx.Client(base_url=self.api_url, timeout=30)
+        self.http = httpx.Client(base_url=self.api_url, timeout=30, transport=_PatientTransport())
 
     # -- environment and processes ------------------------------------------------------------
 
