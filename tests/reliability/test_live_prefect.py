@@ -27,7 +27,7 @@ from tests.flows.test_alerts import Receiver
 from tests.live_prefect import BIN, LivePrefect
 
 pytestmark = pytest.mark.live
-DAYS, PER_DAY, BATCH = 6, 20000, 500  # long enough that the kill lands mid-run
+DAYS, PER_DAY, BATCH = 6, 10000, 100  # many small commits: the kill lands mid-run
 
 
 def _port() -> int:
