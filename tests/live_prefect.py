@@ -163,6 +163,11 @@ class LivePrefect:
             time.sleep(0.5)
         raise LivePrefectError(f"no healthy server after {timeout} s: {self.log_tail('server')}")
 
+    def end(self, proc: subprocess.Popen) -> None:
+        """End one started process (e.g. a worker whose environment a test no longer wants)."""
+        _end_group(proc)
+        self.processes.remove(proc)
+
     def stop(self) -> None:
         """End every started process (SIGTERM to its group, SIGKILL after 15 s)."""
         for proc in reversed(self.processes):

@@ -27,7 +27,7 @@ from tests.flows.test_alerts import Receiver
 from tests.live_prefect import BIN, LivePrefect
 
 pytestmark = pytest.mark.live
-DAYS, PER_DAY, BATCH = 6, 10000, 100  # many small commits: the kill lands mid-run
+DAYS, PER_DAY, BATCH = 2, 1000, 100
 
 
 def _port() -> int:
@@ -65,12 +65,37 @@ def _feed(folder: Path, signals: np.ndarray) -> None:
         write_day(folder, f"2026-11-{d + 1:02d}", noisy, d * PER_DAY)
 
 
+def _pause_second_commit(folder: Path, marker: Path) -> dict[str, str]:
+    """Environment that makes the first flow run started with it pause inside its second batch
+    transaction (after the first batch committed: commits are in turn) and write ``marker``.
+
+    A ``sitecustomize`` on ``PYTHONPATH`` sets the writer's test-only ``before_commit_hook`` in
+    the flow-run process, so the kill lands mid-run however fast the database is; runs started
+    after the marker exists are not paused."""
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(
+        "import os\n"
+        "if os.environ.get('PREFECT__FLOW_RUN_ID') and not os.path.exists(os.environ['MARKER']):\n"
+        "    import itertools, pathlib, time\n"
+        "    from ecgmon.storage import batches\n"
+        "    seen = itertools.count()\n"
+        "    def hook(write):\n"
+        "        if next(seen) == 1:\n"
+        "            pathlib.Path(os.environ['MARKER']).write_text(write.run_id)\n"
+        "            time.sleep(3600)\n"
+        "    batches.before_commit_hook = hook\n"
+    )
+    path = [str(folder), os.environ.get("PYTHONPATH", "")]
+    return {"PYTHONPATH": os.pathsep.join(p for p in path if p), "MARKER": str(marker)}
+
+
 def test_sigkilled_score_deployment_run_is_crashed_and_its_beats_reach_the_webhook(
     live, ecgmon_env, champion, synthetic_set, tmp_path, receiver
 ):
     url = ecgmon_env.database_url_plain
     feed = tmp_path / "incoming"
     _feed(feed, synthetic_set.signals)
+    marker = tmp_path / "paused"
     env = dict(
         os.environ,
         ECGMON_DATABASE_URL=url,
@@ -78,26 +103,35 @@ def test_sigkilled_score_deployment_run_is_crashed_and_its_beats_reach_the_webho
         ECGMON_ARTIFACT_DIR=str(tmp_path / "artifacts"),
         ECGMON_BATCH_SIZE=str(BATCH),
         ECGMON_ALERT_URLS=f"json://127.0.0.1:{receiver.port}/alerts",
+        **_pause_second_commit(tmp_path / "site", marker),
     )
     live.deploy(["score"], env=env, project_dir=tmp_path)
-    live.start_worker(env=env)
+    worker = live.start_worker(env=env)  # ended after the test: the next one has its own env
+    try:
+        _kill_mid_run_then_recover(live, url, feed, marker, receiver)
+    finally:
+        live.end(worker)
 
+
+def _kill_mid_run_then_recover(
+    live: LivePrefect, url: str, feed: Path, marker: Path, receiver: Receiver
+) -> None:
     killed = live.run_deployment("score/score", {"source": str(feed)})
     pid = live.wait_for_pid(killed)
     deadline = time.monotonic() + 600
-    while _count(url, "select count(*) from scores") < BATCH:  # kill once a batch committed
+    while not marker.exists():  # the run is inside its second batch transaction
         assert live.state(killed) not in ("COMPLETED", "FAILED"), live.log_tail("worker")
-        assert time.monotonic() < deadline, "the run committed no batch in 10 minutes"
-        time.sleep(0.05)
+        assert time.monotonic() < deadline, "the run reached no second commit in 10 minutes"
+        time.sleep(0.1)
+    assert marker.read_text() == killed
     os.kill(pid, signal.SIGKILL)
     assert live.wait_for_state(killed, {"CRASHED"}, timeout=300) == "CRASHED"
     flagged = _count(url, "select count(*) from anomalies where run_id = :r", r=killed)
-    assert 0 < _count(url, "select count(*) from scores") < DAYS * PER_DAY and flagged
+    assert _count(url, "select count(*) from scores") == BATCH and flagged
     assert not receiver.bodies  # the killed run alerted nothing
 
     nxt = live.run_deployment("score/score", {"source": str(feed)})
     assert live.wait_for_state(nxt, {"COMPLETED"}, timeout=900) == "COMPLETED"
-
     with create_db_engine(url).connect() as conn:
         status = dict(conn.execute(sa.text("select run_id, status from pipeline_runs")).all())
     assert status == {killed: "crashed", nxt: "completed"}
