@@ -137,7 +137,8 @@ def run_lock(engine: Engine, run_id: str) -> Iterator[None]:
     """Hold the lock of run ``run_id`` for the block: the run is alive while it is held.
 
     PostgreSQL: a session advisory lock on a dedicated connection. SQLite: an ``flock`` on
-    ``<db>.runs/<run_id>.lock``, removed when the block ends. Other databases (in-memory SQLite):
+    ``<db>.runs/<run_id>.lock``, removed when the block ends (a killed run's file is removed by
+    the first :func:`run_is_alive` that finds it dead). Other databases (in-memory SQLite):
     no lock, and :func:`run_is_alive` always says alive."""
     if engine.dialect.name == "postgresql":
         key = {"c": RUN_LOCK_CLASS, "k": lock_key(run_id)}
@@ -193,9 +194,10 @@ def run_is_alive(engine: Engine, run_id: str) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        os.close(fd)
         return True
-    finally:
-        os.close(fd)  # closing the descriptor also releases a lock taken on it
+    path.unlink(missing_ok=True)  # a dead run's file, removed while its lock is held here
+    os.close(fd)  # closing the descriptor also releases the lock taken on it
     return False
 
 

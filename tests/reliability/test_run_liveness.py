@@ -59,6 +59,18 @@ def test_a_sigkilled_holder_is_dead_a_live_one_alive(ecgmon_env):
     assert not run_is_alive(engine, "run-a")
 
 
+def test_a_killed_runs_lock_file_is_removed_once_found_dead(tmp_path):
+    url = f"sqlite:///{tmp_path / 'ecgmon.db'}"
+    engine = create_db_engine(url)
+    holder = _holder(url, "run-k")
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    runs = tmp_path / "ecgmon.db.runs"
+    assert [p.name for p in runs.iterdir()] == ["run-k.lock"]  # the kill left it behind
+    assert not run_is_alive(engine, "run-k")
+    assert list(runs.iterdir()) == []
+
+
 def test_only_dead_runs_of_the_flow_are_marked_crashed(ecgmon_env):
     url = ecgmon_env.database_url_plain
     engine = create_db_engine(url)
