@@ -149,7 +149,7 @@ def calibrate_patient(
         if strip.beats_file is not None
         else None
     )
-    detector = load_detector(engine, version)
+    detector = load_detector(engine, version, settings.model_store)
     beats = strip_beats(recording, detector.input_length, strip, listed)
     trim = trim and listed is None
     try:
@@ -265,7 +265,7 @@ def auto_baselines(settings: Settings, folder: Path, model_version: int) -> list
     minutes = settings.auto_baseline_minutes
     engine = create_db_engine(settings.database_url_plain)
     length = int(get_version(engine, model_version)["input_length"])
-    have = set(active_patient_models(engine, length)) | set(
+    have = set(active_patient_models(engine, length, settings.model_store)) | set(
         active_patient_thresholds(engine, model_version)
     )
     made = []

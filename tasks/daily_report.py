@@ -184,11 +184,11 @@ def patient_section(engine: Engine, period: Period) -> Section:
     return Section("Patients", notes=[] if rows else ["No beats in the period."], tables=[table])
 
 
-def beats_section(engine: Engine, period: Period, out_dir: Path) -> Section:
+def beats_section(engine: Engine, period: Period, out_dir: Path, store: str) -> Section:
     """The period's worst flagged beats: figures, and pictures of beat and reconstruction (and
-    the strip around it for recordings)."""
+    the strip around it for recordings) by the models of the model ``store``."""
     beats = worst_flagged_beats(engine, period.start, period.end, TOP_BEATS)
-    drawn = draw_beats(engine, beats, out_dir) if beats else []
+    drawn = draw_beats(engine, beats, out_dir, store) if beats else []
     pictures = [
         Picture(p.path.read_bytes(), f"flagged beat {p.beat['record_id']}", _beat_caption(p.beat))
         for p in drawn

@@ -59,24 +59,27 @@ def wants_pictures(source: str, n_flagged: int) -> bool:
     return n_flagged > 0 and (rec.is_wfdb_folder(path) or parquet)
 
 
-def draw_beats(engine: Engine, beats: list[dict], out_dir: Path) -> list[BeatPicture]:
-    """A PNG per flagged beat (``anomalies`` rows), WFDB or Parquet by the beat's source key;
-    beats of other sources (database tables) or no longer found are left out."""
+def draw_beats(engine: Engine, beats: list[dict], out_dir: Path, store: str) -> list[BeatPicture]:
+    """A PNG per flagged beat (``anomalies`` rows), WFDB or Parquet by the beat's source key,
+    with the reconstruction of the model (in the model ``store``) that judged it; beats of other
+    sources (database tables) or no longer found are left out."""
     pictures: list[BeatPicture] = []
     by_key: dict[str, list[dict]] = {}
     for beat in beats:
         by_key.setdefault(str(beat["source"]), []).append(beat)
     for key, group in by_key.items():
         if key.startswith(WFDB_KEY):
-            pictures += draw_flagged_beats(engine, Path(key[len(WFDB_KEY) :]), group, out_dir)
+            folder = Path(key[len(WFDB_KEY) :])
+            pictures += draw_flagged_beats(engine, folder, group, out_dir, store)
         elif key.startswith(PARQUET_KEY):
-            pictures += draw_parquet_beats(engine, Path(key[len(PARQUET_KEY) :]), group, out_dir)
+            path = Path(key[len(PARQUET_KEY) :])
+            pictures += draw_parquet_beats(engine, path, group, out_dir, store)
     order = {id(beat): i for i, beat in enumerate(beats)}
     return sorted(pictures, key=lambda p: order[id(p.beat)])
 
 
 def draw_parquet_beats(
-    engine: Engine, path: Path, beats: list[dict], out_dir: Path
+    engine: Engine, path: Path, beats: list[dict], out_dir: Path, store: str
 ) -> list[BeatPicture]:
     """A PNG per flagged beat of a Parquet source: the beat read back from its file by record id
     and the reconstruction of what judged it."""
@@ -87,7 +90,7 @@ def draw_parquet_beats(
         signal = signals.get(str(beat["record_id"]))
         if signal is None:
             continue
-        reconstruction, label = _reconstruction(engine, beat, signal, models)
+        reconstruction, label = _reconstruction(engine, store, beat, signal, models)
         title = (
             f"{beat['record_id']}: score {beat['loss']:.3g} > threshold {beat['threshold']:.3g} "
             f"({beat['baseline']})"
@@ -101,7 +104,7 @@ def draw_parquet_beats(
 
 
 def draw_flagged_beats(
-    engine: Engine, folder: Path, beats: list[dict], out_dir: Path
+    engine: Engine, folder: Path, beats: list[dict], out_dir: Path, store: str
 ) -> list[BeatPicture]:
     """A PNG per flagged beat (``anomalies`` rows of beats from the WFDB ``folder``)."""
     models: dict[str, object] = {}
@@ -112,7 +115,7 @@ def draw_flagged_beats(
         marks = annotation_marks(folder, record)
         length = int(get_version(engine, beat["model_version"])["input_length"])
         shape = cut_beat(recording, sample, length)
-        reconstruction, label = _reconstruction(engine, beat, shape, models)
+        reconstruction, label = _reconstruction(engine, store, beat, shape, models)
         symbol = _symbol_at(marks, sample, recording.fs)
         title = (
             f"{beat['record_id']} ({sample / recording.fs:.1f} s): score {beat['loss']:.3g} > "
@@ -172,7 +175,7 @@ def publish_flagged_beats(settings: Settings, run_id: str, source: str) -> str |
         if not beats:
             return None
         out_dir = Path(settings.artifact_dir).expanduser() / run_id
-        pictures = draw_beats(engine, beats, out_dir)
+        pictures = draw_beats(engine, beats, out_dir, settings.model_store)
         if not pictures:
             return None
         markdown = flagged_beats_markdown(run_id, Path(source).resolve(), pictures)
@@ -217,7 +220,7 @@ def _provenance(record_id: str) -> tuple[str, str, int]:
 
 
 def _reconstruction(
-    engine: Engine, beat: dict, shape: np.ndarray, cache: dict[str, object]
+    engine: Engine, store: str, beat: dict, shape: np.ndarray, cache: dict[str, object]
 ) -> tuple[np.ndarray | None, str]:
     """The reconstruction (length,) of ``shape`` by what judged the beat, and its label."""
     judge = str(beat["baseline"])
@@ -226,12 +229,14 @@ def _reconstruction(
         version = int(last[1:])
         if judge not in cache:
             row = get_version(engine, version)
-            cache[judge] = load_patient_artifacts(row["artifact_uri"], row["artifact_sha256"])
+            cache[judge] = load_patient_artifacts(
+                row["artifact_uri"], row["artifact_sha256"], store
+            )
         model = cache[judge]
         return model.shape.reconstruct(shape[None])[0], f"reconstruction: patient model v{version}"
     key = f"ae:{beat['model_version']}"
     if key not in cache:
-        cache[key] = load_detector(engine, int(beat["model_version"]))
+        cache[key] = load_detector(engine, int(beat["model_version"]), store)
     detector = cache[key]
     scaled = np.asarray(detector.reconstruct(shape[None]))
     if scaled.shape != (1, shape.size):

@@ -102,13 +102,20 @@ def retrain(
     threshold_version = calibrate(settings, version, method, param)
     gate_normal = normal[gate_idx]
     gate_abnormal = abnormal if beats.labels is not None and len(abnormal) else None
-    cand = _figures(engine, version, gate_normal, gate_abnormal)
+    cand = _figures(engine, settings.model_store, version, gate_normal, gate_abnormal)
     champ = None
     if champion is not None:
         out_of_fold = None
         if _cross_fitted(champion, normal):
             out_of_fold = np.asarray(champion["normal_losses"], dtype=np.float64)[gate_idx]
-        champ = _figures(engine, champion["version"], gate_normal, gate_abnormal, out_of_fold)
+        champ = _figures(
+            engine,
+            settings.model_store,
+            champion["version"],
+            gate_normal,
+            gate_abnormal,
+            out_of_fold,
+        )
     decision = decide(
         cand, champ, len(gate_normal), 0 if gate_abnormal is None else len(gate_abnormal), policy
     )
@@ -143,13 +150,14 @@ def _champion_row(engine: Engine) -> dict | None:
 
 def _figures(
     engine: Engine,
+    store: str,
     version: int,
     normal: np.ndarray,
     abnormal: np.ndarray | None,
     normal_losses: np.ndarray | None = None,
 ) -> ModelFigures:
     """A model's gate figures; ``normal_losses``: its out-of-fold losses of ``normal``, if any."""
-    detector = load_detector(engine, version)
+    detector = load_detector(engine, version, store)
     threshold = active_threshold(engine, version).value
     abnormal_losses = None if abnormal is None else detector.losses(abnormal)
     if normal_losses is None:

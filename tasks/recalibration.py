@@ -56,7 +56,7 @@ def recalibrate(
         losses = np.asarray(row["normal_losses"], dtype=np.float64)
         origin = calibration_origin(row)
     else:
-        losses = load_detector(engine, version).losses(normal)
+        losses = load_detector(engine, version, settings.model_store).losses(normal)
         origin = f"{len(normal)} normal beats of {data}"[:512]
     threshold = compute_threshold(losses, method or settings.threshold_method, param)
     current = _active_or_none(engine, version)

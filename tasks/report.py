@@ -96,7 +96,7 @@ def build_sections(settings: Settings, period: Period, out_dir: Path) -> tuple[l
         loss_section(engine, period, losses),
         drift_section(period, drifts),
         patient_section(engine, period),
-        beats_section(engine, period, out_dir / "beats"),
+        beats_section(engine, period, out_dir / "beats", settings.model_store),
         operations_section(engine, period),
     ]
     return sections, figures

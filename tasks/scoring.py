@@ -94,7 +94,7 @@ def load_judge(settings: Settings, ref: JudgeRef) -> Judge:
     engine = create_db_engine(settings.database_url_plain)
     detector = load_detector(engine, ref.model_version, settings.model_store)
     patients = active_patient_thresholds(engine, ref.model_version)
-    models = active_patient_models(engine, detector.input_length)
+    models = active_patient_models(engine, detector.input_length, settings.model_store)
     if models:
         log.info("patient models: %s", ", ".join(m.name for m in models.values()))
     return Judge(

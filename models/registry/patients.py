@@ -28,7 +28,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from ecgmon.clock import utcnow
 from ecgmon.models.patient.baseline import PatientBaseline
-from ecgmon.models.registry.store import load_through_folder, save_through_folder
+from ecgmon.models.registry.store import (
+    confine_to_store,
+    load_through_folder,
+    save_through_folder,
+)
 from ecgmon.models.registry.versions import insert_threshold, register_version
 from ecgmon.storage.engine import table
 
@@ -69,8 +73,10 @@ def save_patient_artifacts(baseline: PatientBaseline, store: str) -> tuple[str, 
     return save_through_folder(baseline.save, store, BASELINE_FILES)
 
 
-def load_patient_artifacts(uri: str, expected_sha256: str) -> PatientBaseline:
-    """Read a patient baseline, refused unless its files match the recorded sha256."""
+def load_patient_artifacts(uri: str, expected_sha256: str, store: str) -> PatientBaseline:
+    """Read a patient baseline, refused unless it lies inside the model ``store`` and its files
+    match the recorded sha256."""
+    confine_to_store(uri, store)
     return load_through_folder(PatientBaseline.load, uri, BASELINE_FILES, expected_sha256)
 
 
@@ -148,9 +154,10 @@ def _archive_older(conn: Connection, patient_id: str, version: int) -> None:
     )
 
 
-def active_patient_models(engine: Engine, input_length: int) -> dict[str, PatientModel]:
+def active_patient_models(engine: Engine, input_length: int, store: str) -> dict[str, PatientModel]:
     """{patient_id: PatientModel} of every patient's newest model with an active threshold whose
-    beats have ``input_length`` samples; each artifact is loaded with its sha256 checked."""
+    beats have ``input_length`` samples; each artifact is loaded from inside the model ``store``
+    with its sha256 checked."""
     versions, thresholds = table(engine, "model_versions"), table(engine, "thresholds")
     query = (
         sa.select(
@@ -181,7 +188,7 @@ def active_patient_models(engine: Engine, input_length: int) -> dict[str, Patien
             int(row.threshold_version),
             float(row.value),
             _as_dict(row.hyperparameters).get("lead"),
-            load_patient_artifacts(row.artifact_uri, row.artifact_sha256),
+            load_patient_artifacts(row.artifact_uri, row.artifact_sha256, store),
         )
         for patient, row in rows.items()
     }

@@ -269,13 +269,12 @@ def active_threshold(
     )
 
 
-def load_detector(engine: Engine, version: int, store: str | None = None) -> AutoencoderDetector:
-    """Load a version's detector from its recorded artifact location, checking its sha256; with
-    ``store``, refuse a location outside that model store (a registry row is not trusted to
-    point anywhere)."""
+def load_detector(engine: Engine, version: int, store: str) -> AutoencoderDetector:
+    """Load a version's detector from its recorded artifact location, checking its sha256 and
+    refusing a location outside the model ``store`` (a registry row is not trusted to point
+    anywhere)."""
     row = get_version(engine, version)
-    if store is not None:
-        confine_to_store(row["artifact_uri"], store)
+    confine_to_store(row["artifact_uri"], store)
     return load_artifacts(row["artifact_uri"], row["artifact_sha256"])
 
 

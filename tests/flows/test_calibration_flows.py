@@ -65,7 +65,7 @@ def test_the_gate_judges_a_champion_trained_on_the_same_beats_by_its_out_of_fold
     _, gate_idx, _ = gate_split(normal, row, 0)
     expected = model_figures(
         np.asarray(row["normal_losses"])[gate_idx],
-        load_detector(engine, champion).losses(abnormal),
+        load_detector(engine, champion, ecgmon_env.model_store).losses(abnormal),
         active_threshold(engine, champion).value,
     )
     assert record["champion"]["false_alarm_rate"] == pytest.approx(expected.false_alarm_rate)

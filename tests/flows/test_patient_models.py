@@ -103,7 +103,8 @@ def test_patient_model_judges_its_patient_and_others_fall_back(
         "candidate",
     )
     assert row["architecture"] == "patient_subspace_rr" and row["hyperparameters"]["lead"] == "MLII"
-    stored = load_patient_artifacts(row["artifact_uri"], row["artifact_sha256"])  # sha256 checked
+    store = ecgmon_env.model_store
+    stored = load_patient_artifacts(row["artifact_uri"], row["artifact_sha256"], store)
     assert (
         stored.n_beats == row["train_size"] and stored.threshold.value == made["patient_threshold"]
     )

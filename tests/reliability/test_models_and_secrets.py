@@ -23,7 +23,7 @@ def test_a_tampered_model_file_is_refused(ecgmon_env, champion):
     model_file = Path(get_version(engine, champion)["artifact_uri"]) / MODEL_FILE
     model_file.write_bytes(model_file.read_bytes() + b"\0evil")
     with pytest.raises(ArtifactIntegrityError, match="refusing to load"):
-        load_detector(engine, champion)
+        load_detector(engine, champion, ecgmon_env.model_store)
 
 
 def test_a_tampered_metadata_file_is_refused(ecgmon_env, champion):
@@ -34,7 +34,7 @@ def test_a_tampered_metadata_file_is_refused(ecgmon_env, champion):
     meta = Path(get_version(engine, champion)["artifact_uri"]) / METADATA_FILE
     meta.write_text(meta.read_text().replace("{", "{ ", 1))
     with pytest.raises(ArtifactIntegrityError):
-        load_detector(engine, champion)
+        load_detector(engine, champion, ecgmon_env.model_store)
 
 
 def test_a_score_run_with_a_tampered_model_writes_nothing_and_stops_reading(
@@ -228,21 +228,57 @@ def test_a_password_in_a_source_url_reaches_neither_our_table_nor_prefect(
     assert PASSWORD not in repr([r.parameters for r in stored])
 
 
-def test_a_registry_row_pointing_outside_the_model_store_is_refused(ecgmon_env, champion, tmp_path):
-    """The artifacts copied elsewhere (so their sha256 still matches) and the registry row
-    pointed there: scoring refuses to load them."""
+def _point_champion_elsewhere(engine, champion: int, elsewhere: Path) -> None:
+    """The champion's artifacts copied outside the store (so their sha256 still matches) and
+    its registry row pointed at the copy."""
     import shutil
 
     from ecgmon.models.registry.versions import get_version
-    from ecgmon.tasks.scoring import load_judge, resolve_judge
 
-    engine = create_db_engine(ecgmon_env.database_url_plain)
-    elsewhere = tmp_path / "elsewhere"
     shutil.copytree(get_version(engine, champion)["artifact_uri"], elsewhere)
     with engine.begin() as conn:
         conn.execute(
             sa.text("UPDATE model_versions SET artifact_uri = :u WHERE version = :v"),
             {"u": str(elsewhere), "v": champion},
         )
+
+
+def test_a_registry_row_pointing_outside_the_model_store_is_refused(ecgmon_env, champion, tmp_path):
+    """Scoring refuses to load artifacts a registry row points to outside the store."""
+    from ecgmon.tasks.scoring import load_judge, resolve_judge
+
+    engine = create_db_engine(ecgmon_env.database_url_plain)
+    _point_champion_elsewhere(engine, champion, tmp_path / "elsewhere")
     with pytest.raises(ArtifactIntegrityError, match="outside the model store"):
         load_judge(ecgmon_env, resolve_judge(ecgmon_env))
+
+
+def test_recalibration_and_pictures_refuse_artifacts_outside_the_model_store(
+    ecgmon_env, champion, synthetic_set, tmp_path
+):
+    """Every path that loads a model (here recalibration on new normal beats and the flagged-beat
+    pictures) is confined to the model store, not only scoring."""
+    from ecgmon.synthetic import write_ucr
+    from ecgmon.tasks.flagged_beats import draw_beats
+    from ecgmon.tasks.recalibration import recalibrate
+    from tests.conftest import write_day
+
+    engine = create_db_engine(ecgmon_env.database_url_plain)
+    lines = write_ucr(synthetic_set, tmp_path / "all.tsv").read_text().splitlines()
+    other = tmp_path / "other.tsv"  # not the training beats: their losses come from the model
+    other.write_text("\n".join(lines[1:]) + "\n")
+    folder = tmp_path / "beats"
+    write_day(folder, "2026-11-01", synthetic_set.signals[:3])
+    beat = {
+        "record_id": "beat-000000",
+        "source": f"parquet:{folder}",
+        "model_version": champion,
+        "baseline": "population",
+        "loss": 1.0,
+        "threshold": 0.5,
+    }
+    _point_champion_elsewhere(engine, champion, tmp_path / "elsewhere")
+    with pytest.raises(ArtifactIntegrityError, match="outside the model store"):
+        recalibrate(ecgmon_env, data=str(other))
+    with pytest.raises(ArtifactIntegrityError, match="outside the model store"):
+        draw_beats(engine, [beat], tmp_path / "pictures", ecgmon_env.model_store)

@@ -24,8 +24,8 @@ def test_two_databases_sharing_a_store_keep_their_own_artifacts(
     other = AutoencoderDetector.fit(normal, architecture="dense", epochs=1, seed=1)
     assert register_model(first, tiny_detector, store) == 1
     assert register_model(second, other, store) == 1
-    assert load_detector(first, 1).seed == tiny_detector.seed  # sha256 checked on load
-    assert load_detector(second, 1).seed == other.seed
+    assert load_detector(first, 1, store).seed == tiny_detector.seed  # sha256 checked on load
+    assert load_detector(second, 1, store).seed == other.seed
 
 
 def test_an_artifact_is_written_once_and_never_overwritten(tmp_path: Path) -> None:

@@ -21,13 +21,15 @@ def test_patient_artifact_round_trip_and_integrity(tmp_path) -> None:
     uri, sha = save_patient_artifacts(baseline, str(tmp_path))
     assert uri == f"{tmp_path}/sha256/{sha}"  # content-addressed: no other registry claims it
 
-    loaded = load_patient_artifacts(uri, sha)
+    loaded = load_patient_artifacts(uri, sha, str(tmp_path))
     np.testing.assert_array_equal(loaded.score(beats, rr), baseline.score(beats, rr))
     np.testing.assert_array_equal(loaded.baseline_scores, baseline.baseline_scores)
     assert loaded.baseline_scores.size == baseline.n_beats == 135  # 10 % trimmed
 
     (Path(uri) / "baseline.json").write_text("{}")
     with pytest.raises(ArtifactIntegrityError, match="refusing to load a changed model"):
-        load_patient_artifacts(uri, sha)
+        load_patient_artifacts(uri, sha, str(tmp_path))
     with pytest.raises(ModelNotFoundError, match="missing"):
-        load_patient_artifacts(str(tmp_path / "elsewhere"), sha)
+        load_patient_artifacts(str(tmp_path / "elsewhere"), sha, str(tmp_path))
+    with pytest.raises(ArtifactIntegrityError, match="outside the model store"):
+        load_patient_artifacts(uri, sha, str(tmp_path / "another-store"))
