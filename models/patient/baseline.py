@@ -88,9 +88,9 @@ class ShapeModel:
 class PatientBaseline:
     """A patient's normal reference: shape model, robust statistics and threshold.
 
-    ``shape_stats`` / ``rr_stats``: (centre, scale) of the baseline's shape loss and of its RR
-    before/after (rr centre and scale are (2,) arrays); ``local_stats`` of its distance to the
-    neighbouring beats. ``threshold.value`` is 1 and ``threshold.loss_stats`` holds the channel
+    ``shape_stats`` / ``rr_stats``: (centre, scale) of the baseline's log shape loss (of the loss
+    itself for baselines without channels) and of its RR before/after (rr centre and scale are
+    (2,) arrays); ``local_stats`` of its log distance to the neighbouring beats. ``threshold.value`` is 1 and ``threshold.loss_stats`` holds the channel
     thresholds (``shape_threshold``, ``rhythm_threshold``). ``source`` says which strip it came
     from. ``baseline_scores`` (m,) are the cross-fitted scores of the baseline beats the
     thresholds came from (empty when unknown).
@@ -310,12 +310,13 @@ def fit_patient_baseline(
         keep = scores <= np.quantile(scores, trim_quantile)
         beats, rr = beats[keep], rr[keep]
     losses = _cross_fitted_losses(beats, seed, variance)
-    shape_stats, rr_stats = robust_stats(losses), _rr_stats(rr)
+    shape_stats, rr_stats = robust_stats(channels.log_of(losses)), _rr_stats(rr)
     local = channels.local_distance(beats)
-    local_stats = robust_stats(local[np.isfinite(local)])
+    local_stats = robust_stats(channels.log_of(local[np.isfinite(local)]))
     if rule == "mean_std_log1p":
         scores = _summed_scores(losses, rr)
         threshold, local_stats = log_mean_std_threshold(scores, k), None
+        shape_stats = robust_stats(losses)  # the summed score's linear z
     else:
         morph = channels.morphology_score(losses, local, shape_stats, local_stats)
         rhythm = channels.rhythm_score(rr, rr_stats, gate=False)

@@ -5,8 +5,9 @@ and the RR context (n, 2) of ``ecgmon.recordings.rr_features`` (RR before and af
 over the running median RR). Nothing here knows a label.
 
 - **Morphology** (ventricular ectopy: a different QRS-T): the beat's reconstruction loss under
-  the baseline's shape subspace, as a robust z-score against the baseline's own losses; and the
-  same against the beat's neighbours: the mean squared difference from the median of the
+  the baseline's shape subspace, as a robust z-score of its logarithm against the baseline's own
+  (losses are scale quantities: an ectopic beat's is hundreds of times a normal one's, drift
+  and noise multiply it by a few); and the same against the beat's neighbours: the mean squared difference from the median of the
   LOCAL_BEATS beats either side (itself left out). A beat is as anomalous as the *smaller* of the
   two: an ectopic beat differs from the patient's baseline and from the beats around it, while a
   sustained change of every beat (rate-dependent T waves, the f waves of atrial fibrillation,
@@ -100,8 +101,13 @@ def morphology_score(
     shape_stats: tuple[float, float],
     local_stats: tuple[float, float],
 ) -> np.ndarray:
-    """Morphology score (n,): the smaller of the robust z of the subspace loss (n,) and of the
-    local distance (n,); the subspace z alone where the local distance is NaN."""
-    global_z = robust_z(loss, shape_stats)
-    local_z = robust_z(np.nan_to_num(local, nan=np.inf), local_stats)
+    """Morphology score (n,): the smaller of the robust z of log subspace loss (n,) and of log
+    local distance (n,) (``*_stats`` are of the logs); the subspace z alone where local is NaN."""
+    global_z = robust_z(log_of(loss), shape_stats)
+    local_z = robust_z(np.nan_to_num(log_of(local), nan=np.inf), local_stats)
     return np.minimum(global_z, local_z)
+
+
+def log_of(values: np.ndarray) -> np.ndarray:
+    """Natural log of losses or distances (n,), floored at 1e-12 (exact reconstructions)."""
+    return np.log(np.maximum(np.asarray(values, dtype=np.float64), 1e-12))
