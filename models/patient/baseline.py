@@ -89,12 +89,11 @@ class PatientBaseline:
     """A patient's normal reference: shape model, robust statistics and threshold.
 
     ``shape_stats`` / ``rr_stats``: (centre, scale) of the baseline's log shape loss (of the loss
-    itself for baselines without channels) and of its RR before/after (rr centre and scale are
-    (2,) arrays); ``local_stats`` of its log distance to the neighbouring beats. ``threshold.value`` is 1 and ``threshold.loss_stats`` holds the channel
-    thresholds (``shape_threshold``, ``rhythm_threshold``). ``source`` says which strip it came
-    from. ``baseline_scores`` (m,) are the cross-fitted scores of the baseline beats the
-    thresholds came from (empty when unknown).
-    """
+    itself for baselines without channels) and of its RR before/after (rr centre and scale are (2,)
+    arrays); ``local_stats`` of its log distance to the neighbouring beats. ``threshold.value`` is 1
+    and ``threshold.loss_stats`` holds the channel thresholds (``shape_threshold``,
+    ``rhythm_threshold``). ``source`` says which strip it came from. ``baseline_scores`` (m,) are
+    the cross-fitted scores of the baseline beats the thresholds came from (empty when unknown). """
 
     patient_id: str
     source: str
@@ -129,13 +128,16 @@ class PatientBaseline:
         return morph, channels.rhythm_score(rr, self.rr_stats)
 
     def score(self, beats: np.ndarray, rr: np.ndarray) -> np.ndarray:
-        """Anomaly score (n,) of beats (n, length) in time order with RR context rr (n, 2): the
-        larger channel score over its threshold (flagged above ``threshold.value`` = 1)."""
+        """Anomaly score (n,) of beats (n, length) in time order with RR context rr (n, 2): above
+        ``threshold.value`` = 1 the larger channel score over its threshold (a flagged beat),
+        below it the beat's distance from the baseline's shape (``channels.two_tier``)."""
         limits = self.channel_thresholds
         if limits is None:
             return _legacy_score(self, beats, rr)
         morph, rhythm = self.channels(beats, rr)
-        return np.maximum(morph / limits[0], rhythm / limits[1])
+        level = np.maximum(morph / limits[0], rhythm / limits[1])
+        global_z = channels.shape_z(self.shape.loss(beats), self.shape_stats)
+        return channels.two_tier(level, global_z, limits[0])
 
     def flag(self, beats: np.ndarray, rr: np.ndarray) -> np.ndarray:
         """Boolean (n,): score above this patient's threshold."""
@@ -268,12 +270,14 @@ def log_mean_std_threshold(scores: np.ndarray, k: float) -> Threshold:
 
 
 def channel_threshold(
-    morph: np.ndarray, rhythm: np.ndarray, alpha: float
+    morph: np.ndarray, rhythm: np.ndarray, global_z: np.ndarray, alpha: float
 ) -> tuple[Threshold, np.ndarray]:
     """The ``tail`` rule per channel at ``alpha`` / 2 on baseline channel scores (n,) each, at
-    least MIN_CHANNEL_Z; returns the threshold (value 1) and the baseline's scores (n,) on it."""
+    least MIN_CHANNEL_Z; returns the threshold (value 1) and the baseline's scores (n,) on it
+    (``global_z`` (n,): their shape z, for the scores below 1)."""
     limits = [max(tail_threshold(x, alpha / 2), MIN_CHANNEL_Z) for x in (morph, rhythm)]
-    scores = np.maximum(morph / limits[0], rhythm / limits[1])
+    level = np.maximum(morph / limits[0], rhythm / limits[1])
+    scores = channels.two_tier(level, global_z, limits[0])
     stats = loss_statistics(scores) | {"shape_threshold": limits[0], "rhythm_threshold": limits[1]}
     return Threshold("tail", {"alpha": alpha}, 1.0, stats), scores
 
@@ -320,7 +324,8 @@ def fit_patient_baseline(
     else:
         morph = channels.morphology_score(losses, local, shape_stats, local_stats)
         rhythm = channels.rhythm_score(rr, rr_stats, gate=False)
-        threshold, scores = channel_threshold(morph, rhythm, alpha)
+        global_z = channels.shape_z(losses, shape_stats)
+        threshold, scores = channel_threshold(morph, rhythm, global_z, alpha)
     return PatientBaseline(
         patient_id=patient_id,
         source=source,

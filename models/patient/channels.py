@@ -4,15 +4,16 @@ Both read only what a recording's beats carry, in time order: the z-normalised b
 and the RR context (n, 2) of ``ecgmon.recordings.rr_features`` (RR before and after each beat
 over the running median RR). Nothing here knows a label.
 
-- **Morphology** (ventricular ectopy: a different QRS-T): the beat's reconstruction loss under
-  the baseline's shape subspace, as a robust z-score of its logarithm against the baseline's own
-  (losses are scale quantities: an ectopic beat's is hundreds of times a normal one's, drift
-  and noise multiply it by a few); and the same against the beat's neighbours: the mean squared difference from the median of the
-  LOCAL_BEATS beats either side (itself left out). A beat is as anomalous as the *smaller* of the
-  two: an ectopic beat differs from the patient's baseline and from the beats around it, while a
-  sustained change of every beat (rate-dependent T waves, the f waves of atrial fibrillation,
-  electrode drift) differs from the baseline only. The price: a run of more than LOCAL_BEATS
-  ectopic beats in a row (sustained ventricular tachycardia) becomes its own neighbourhood.
+- **Morphology** (ventricular ectopy: a different QRS-T): the beat's reconstruction loss under the
+  baseline's shape subspace, as a robust z-score of its logarithm against the baseline's own (losses
+  are scale quantities: an ectopic beat's is hundreds of times a normal one's, drift and noise
+  multiply it by a few); and the same against the beat's neighbours: the mean squared difference
+  from the median of the LOCAL_BEATS beats either side (itself left out). A beat is as anomalous as
+  the *smaller* of the two: an ectopic beat differs from the patient's baseline and from the beats
+  around it, while a sustained change of every beat (rate-dependent T waves, the f waves of atrial
+  fibrillation, electrode drift) differs from the baseline only. The price: a run of more than
+  LOCAL_BEATS ectopic beats in a row (sustained ventricular tachycardia) becomes its own
+  neighbourhood.
 - **Rhythm** (supraventricular ectopy: a normal shape, early): the positive robust z-scores of
   prematurity (short RR before) plus half that of a long RR after, against the baseline's RR
   context (de Chazal et al. 2004; Llamedo & Martinez 2011: pre-RR, post-RR and their ratio to
@@ -103,9 +104,24 @@ def morphology_score(
 ) -> np.ndarray:
     """Morphology score (n,): the smaller of the robust z of log subspace loss (n,) and of log
     local distance (n,) (``*_stats`` are of the logs); the subspace z alone where local is NaN."""
-    global_z = robust_z(log_of(loss), shape_stats)
+    global_z = shape_z(loss, shape_stats)
     local_z = robust_z(np.nan_to_num(log_of(local), nan=np.inf), local_stats)
     return np.minimum(global_z, local_z)
+
+
+def shape_z(loss: np.ndarray, shape_stats: tuple[float, float]) -> np.ndarray:
+    """Positive robust z (n,) of the log subspace loss (n,) against the baseline's."""
+    return robust_z(log_of(loss), shape_stats)
+
+
+def two_tier(level: np.ndarray, global_z: np.ndarray, shape_limit: float) -> np.ndarray:
+    """The patient score (n,): ``level`` (the larger channel score over its threshold) where it
+    is above 1 (a flagged, ectopic beat); else how far the beat is from the baseline's shape,
+    global_z / shape_limit mapped into [0, 1) by x / (1 + x). Flagged beats rank above all others,
+    and among the rest a sustained change (a new bundle branch block, fibrillation) ranks above
+    the patient's usual beats, without flagging anyone beat by beat."""
+    change = np.asarray(global_z, dtype=np.float64) / shape_limit
+    return np.where(level > 1.0, level, change / (1.0 + change))
 
 
 def log_of(values: np.ndarray) -> np.ndarray:
