@@ -93,7 +93,7 @@ class PatientBaseline:
     arrays); ``local_stats`` of its log distance to the neighbouring beats. ``threshold.value`` is 1
     and ``threshold.loss_stats`` holds the channel thresholds (``shape_threshold``,
     ``rhythm_threshold``). ``source`` says which strip it came from. ``baseline_scores`` (m,) are
-    the cross-fitted scores of the baseline beats the thresholds came from (empty when unknown). """
+    the cross-fitted scores of the baseline beats the thresholds came from (empty when unknown)."""
 
     patient_id: str
     source: str
