@@ -39,6 +39,8 @@ REPEAT_LAGS = 3
 """An RR repeats when one of this many intervals before it matches (sinus, bigeminy, trigeminy)."""
 REGULAR_WINDOW = 32
 """Beats around each beat over which the share of repeating RR intervals is taken."""
+MIN_INTERVALS = REGULAR_WINDOW // 2
+"""Fewer RR intervals than this around a beat say nothing about regularity: taken as regular."""
 REGULAR_SHARE = 0.5
 """Below this share of repeating RR intervals a stretch is irregular (fibrillation-like)."""
 
@@ -59,7 +61,8 @@ def local_distance(beats: np.ndarray, half: int = LOCAL_BEATS) -> np.ndarray:
 
 def repeating_share(rr_before: np.ndarray, window: int = REGULAR_WINDOW) -> np.ndarray:
     """Share (n,) of the RR intervals in the ``window`` beats around each beat that repeat one of
-    the REPEAT_LAGS intervals before them; rr_before (n,) in beat order (any common scale)."""
+    the REPEAT_LAGS intervals before them; rr_before (n,) in beat order (any common scale); 1
+    where fewer than MIN_INTERVALS intervals are around the beat."""
     rr = np.asarray(rr_before, dtype=np.float64)
     n = rr.size
     repeats = np.zeros(n, dtype=bool)
@@ -70,9 +73,10 @@ def repeating_share(rr_before: np.ndarray, window: int = REGULAR_WINDOW) -> np.n
     seen = np.cumsum(np.r_[0, counted])
     lo = np.clip(np.arange(n) - window // 2, 0, n)
     hi = np.clip(np.arange(n) + window // 2 + 1, 0, n)
-    return np.where(
-        seen[hi] > seen[lo], (total[hi] - total[lo]) / np.maximum(seen[hi] - seen[lo], 1), 1.0
-    )
+    counted_here = seen[hi] - seen[lo]
+    share = (total[hi] - total[lo]) / np.maximum(counted_here, 1)
+    # too few intervals to call a stretch irregular (a handful of beats): regular
+    return np.where(counted_here >= MIN_INTERVALS, share, 1.0)
 
 
 def irregular(rr_before: np.ndarray) -> np.ndarray:

@@ -80,3 +80,11 @@ def test_baselines_saved_before_the_channels_keep_their_summed_score(tmp_path) -
     beats, rr = bumps(10, seed=4), sinus_rr(10, seed=4)
     np.testing.assert_array_equal(loaded.score(beats, rr), baseline.score(beats, rr))
     assert loaded.threshold.value == pytest.approx(baseline.threshold.value)
+
+
+def test_a_few_beats_are_not_called_irregular() -> None:
+    # a batch of two beats, the second premature: too few intervals to judge the rhythm
+    assert not channels.irregular(np.array([1.0, 0.6])).any()
+    baseline = fit_patient_baseline("p1", bumps(300), sinus_rr(300), source="test")
+    calls = baseline.classify(bumps(2, seed=4), np.array([[1.0, 1.0], [0.6, 1.4]]))
+    assert calls.tolist() == ["N", "S"]
