@@ -8,17 +8,24 @@ outliers trimmed) gives three things, all pure numpy:
   the shape loss is the mean squared reconstruction error;
 - rhythm statistics: median and spread of the RR before/after each beat relative to the running
   median RR, so a premature beat with a normal shape still stands out;
-- a threshold on this patient's own combined scores, each baseline beat scored by a model fitted
-  on the other half of the strip (cross-fitting), so the threshold does not rest on losses of
-  beats the model has memorised. Default rule ``tail``: peaks over threshold
-  (ecgmon.models.thresholds.tail_threshold), the score a share ``alpha`` (1 %) of the patient's
-  normal beats would exceed, extrapolated from the exponential tail of the baseline's top 10 %;
-  ``mean_std_log1p`` (mean + k std of log(1 + score), the seed's rule) is kept for comparison.
+- two anomaly channels (ecgmon.models.patient.channels): morphology (the smaller of the robust z
+  of the shape loss and of the distance to the neighbouring beats) and rhythm (prematurity plus
+  half a long RR after, none inside an irregular, fibrillation-like stretch), each with its own
+  threshold on this patient's cross-fitted baseline scores (each baseline beat scored by a shape
+  model fitted on the other half of the strip, so the thresholds do not rest on losses of beats
+  the model has memorised). Default rule ``tail``: peaks over threshold
+  (ecgmon.models.thresholds.tail_threshold), the score a share of the patient's normal beats
+  would exceed, extrapolated from the exponential tail of the baseline's top 10 %. The
+  false-alarm budget ``alpha`` (1 %) is split evenly between the two channels (Bonferroni: a
+  normal beat passes either with probability at most ``alpha``); no threshold is below
+  MIN_CHANNEL_Z robust standard deviations.
 
-The combined score adds the positive robust z-scores (median/MAD of the baseline) of the shape
-loss, of prematurity (short RR before) and half that of a long RR after (compensatory pause). A
-flagged beat is called ventricular (V) when its shape term is at least its prematurity term (a
-different QRS), else supraventricular (S: a normal shape, early): the AAMI ectopic classes.
+The patient's score is the larger of the two channel scores, each divided by its threshold, so
+the patient threshold is 1. A flagged beat is called ventricular (V) when its morphology channel
+is over its threshold (a different QRS-T), else supraventricular (S: a normal shape, early): the
+AAMI ectopic classes. ``mean_std_log1p`` (mean + k std of log(1 + score), the seed's rule, on
+the older sum of the terms) is kept for comparison, as is that sum for baselines saved before the
+channels (``channel_thresholds`` None).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgmon.models.patient import channels
 from ecgmon.models.thresholds import (
     Threshold,
     loss_statistics,
@@ -41,7 +49,9 @@ MIN_BASELINE_BEATS = 100
 RR_SCALE_FLOOR = 0.02
 """Smallest RR spread (fraction of the running mean) a baseline may claim: very regular baselines
 would otherwise turn a 3 % RR change into a large z-score."""
-POST_RR_WEIGHT = 0.5
+POST_RR_WEIGHT = channels.POST_RR_WEIGHT
+MIN_CHANNEL_Z = 3.0
+"""Smallest channel threshold, in robust standard deviations of the baseline."""
 THRESHOLD_RULES = ("tail", "mean_std_log1p")
 """Patient threshold rules: ``tail`` (default, false-alarm target ``alpha``), the seed's."""
 
@@ -78,11 +88,12 @@ class ShapeModel:
 class PatientBaseline:
     """A patient's normal reference: shape model, robust statistics and threshold.
 
-    ``shape_stats`` / ``rr_stats``: (centre, scale) of the baseline's shape loss and of its RR
-    before/after (rr centre and scale are (2,) arrays). ``source`` says which strip it came from.
-    ``baseline_scores`` (m,) are the cross-fitted combined scores of the baseline beats the
-    threshold came from (empty when unknown).
-    """
+    ``shape_stats`` / ``rr_stats``: (centre, scale) of the baseline's log shape loss (of the loss
+    itself for baselines without channels) and of its RR before/after (rr centre and scale are (2,)
+    arrays); ``local_stats`` of its log distance to the neighbouring beats. ``threshold.value`` is 1
+    and ``threshold.loss_stats`` holds the channel thresholds (``shape_threshold``,
+    ``rhythm_threshold``). ``source`` says which strip it came from. ``baseline_scores`` (m,) are
+    the cross-fitted scores of the baseline beats the thresholds came from (empty when unknown)."""
 
     patient_id: str
     source: str
@@ -94,21 +105,54 @@ class PatientBaseline:
     baseline_scores: np.ndarray = field(
         default_factory=lambda: np.empty(0), repr=False, compare=False
     )
+    local_stats: tuple[float, float] | None = None
+
+    @property
+    def channel_thresholds(self) -> tuple[float, float] | None:
+        """(morphology, rhythm) thresholds; None for a baseline saved before the channels."""
+        stats = self.threshold.loss_stats
+        if self.local_stats is None or "shape_threshold" not in stats:
+            return None
+        return float(stats["shape_threshold"]), float(stats["rhythm_threshold"])
+
+    def channels(self, beats: np.ndarray, rr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Morphology and rhythm scores (n,) each of beats (n, length) in time order, RR (n, 2)."""
+        if self.local_stats is None:
+            raise ValueError(f"{self.patient_id}: baseline saved before the channels; refit it")
+        morph = channels.morphology_score(
+            self.shape.loss(beats),
+            channels.local_distance(beats),
+            self.shape_stats,
+            self.local_stats,
+        )
+        return morph, channels.rhythm_score(rr, self.rr_stats)
 
     def score(self, beats: np.ndarray, rr: np.ndarray) -> np.ndarray:
-        """Combined anomaly score (n,) of beats (n, length) with RR context rr (n, 2)."""
-        return _combined(self.shape, self.shape_stats, self.rr_stats, beats, rr)
+        """Anomaly score (n,) of beats (n, length) in time order with RR context rr (n, 2): above
+        ``threshold.value`` = 1 the larger channel score over its threshold (a flagged beat),
+        below it the beat's distance from the baseline's shape (``channels.two_tier``)."""
+        limits = self.channel_thresholds
+        if limits is None:
+            return _legacy_score(self, beats, rr)
+        morph, rhythm = self.channels(beats, rr)
+        level = np.maximum(morph / limits[0], rhythm / limits[1])
+        global_z = channels.shape_z(self.shape.loss(beats), self.shape_stats)
+        return channels.two_tier(level, global_z, limits[0])
 
     def flag(self, beats: np.ndarray, rr: np.ndarray) -> np.ndarray:
         """Boolean (n,): score above this patient's threshold."""
         return self.score(beats, rr) > self.threshold.value
 
     def classify(self, beats: np.ndarray, rr: np.ndarray) -> np.ndarray:
-        """AAMI-style call per beat (n,) str: "N" not flagged, "V" flagged with its shape term at
-        least its prematurity term, "S" flagged mostly for being early."""
-        shape_z, early, pause = _terms(self.shape, self.shape_stats, self.rr_stats, beats, rr)
-        flagged = shape_z + early + POST_RR_WEIGHT * pause > self.threshold.value
-        return np.where(flagged, np.where(shape_z >= early, "V", "S"), "N")
+        """AAMI-style call per beat (n,) str: "V" morphology over its threshold, else "S" rhythm
+        over its threshold, else "N"."""
+        limits = self.channel_thresholds
+        if limits is None:
+            shape_z, early, pause = _terms(self.shape, self.shape_stats, self.rr_stats, beats, rr)
+            flagged = shape_z + early + POST_RR_WEIGHT * pause > self.threshold.value
+            return np.where(flagged, np.where(shape_z >= early, "V", "S"), "N")
+        morph, rhythm = self.channels(beats, rr)
+        return np.where(morph > limits[0], "V", np.where(rhythm > limits[1], "S", "N"))
 
     def summary(self) -> dict:
         """JSON-ready description (no arrays) for the registry and reports."""
@@ -133,7 +177,12 @@ class PatientBaseline:
             baseline_scores=self.baseline_scores,
         )
         meta = folder / "baseline.json"
-        meta.write_text(json.dumps(self.summary() | {"shape_stats": list(self.shape_stats)}))
+        local = None if self.local_stats is None else list(self.local_stats)
+        meta.write_text(
+            json.dumps(
+                self.summary() | {"shape_stats": list(self.shape_stats), "local_stats": local}
+            )
+        )
         return [arrays, meta]
 
     @classmethod
@@ -144,6 +193,7 @@ class PatientBaseline:
             shape = ShapeModel(arrays["mean"], arrays["basis"])
             rr_stats = (arrays["rr_centre"], arrays["rr_scale"])
             scores = arrays["baseline_scores"] if "baseline_scores" in arrays else np.empty(0)
+        local = meta.get("local_stats")
         return cls(
             meta["patient_id"],
             meta["source"],
@@ -153,6 +203,7 @@ class PatientBaseline:
             rr_stats,
             Threshold(**meta["threshold"]),
             scores,
+            None if local is None else tuple(local),
         )
 
 
@@ -162,14 +213,11 @@ def robust_stats(values: np.ndarray, floor: float = 1e-9) -> tuple[float, float]
     return centre, max(1.4826 * float(np.median(np.abs(values - centre))), floor)
 
 
-def _combined(
-    shape: ShapeModel,
-    shape_stats: tuple[float, float],
-    rr_stats: tuple[np.ndarray, np.ndarray],
-    beats: np.ndarray,
-    rr: np.ndarray,
-) -> np.ndarray:
-    shape_z, early, pause = _terms(shape, shape_stats, rr_stats, beats, rr)
+def _legacy_score(baseline: PatientBaseline, beats: np.ndarray, rr: np.ndarray) -> np.ndarray:
+    """The sum of the terms, as baselines saved before the channels were judged."""
+    shape_z, early, pause = _terms(
+        baseline.shape, baseline.shape_stats, baseline.rr_stats, beats, rr
+    )
     return shape_z + early + POST_RR_WEIGHT * pause
 
 
@@ -191,24 +239,24 @@ def _rr_stats(rr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.array([s[0] for s in stats]), np.array([s[1] for s in stats])
 
 
-def _cross_fitted_scores(
-    beats: np.ndarray, rr: np.ndarray, seed: int, variance: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Shape losses and combined scores (n,) of baseline beats, each from the other half's model."""
+def _cross_fitted_losses(beats: np.ndarray, seed: int, variance: float) -> np.ndarray:
+    """Shape losses (n,) of baseline beats, each from the model of the other half."""
     halves = np.random.default_rng(seed).permutation(beats.shape[0]) % 2
     losses = np.zeros(beats.shape[0])
     for half in (0, 1):
         model = ShapeModel.fit(beats[halves != half], variance)
         losses[halves == half] = model.loss(beats[halves == half])
-    stats = robust_stats(losses)
-    rr_stats = _rr_stats(rr)
-    z_rr = (rr - rr_stats[0]) / rr_stats[1]
-    scores = (
-        np.maximum(0.0, (losses - stats[0]) / stats[1])
+    return losses
+
+
+def _summed_scores(losses: np.ndarray, rr: np.ndarray) -> np.ndarray:
+    """The sum of the positive robust z of shape loss, prematurity and pause (n,)."""
+    z_rr = (rr - _rr_stats(rr)[0]) / _rr_stats(rr)[1]
+    return (
+        channels.robust_z(losses, robust_stats(losses))
         + np.maximum(0.0, -z_rr[:, 0])
         + POST_RR_WEIGHT * np.maximum(0.0, z_rr[:, 1])
     )
-    return losses, scores
 
 
 def log_mean_std_threshold(scores: np.ndarray, k: float) -> Threshold:
@@ -221,14 +269,17 @@ def log_mean_std_threshold(scores: np.ndarray, k: float) -> Threshold:
     return Threshold("mean_std_log1p", {"k": k}, value, loss_statistics(scores))
 
 
-def patient_score_threshold(scores: np.ndarray, rule: str, k: float, alpha: float) -> Threshold:
-    """The patient's threshold by ``rule`` (THRESHOLD_RULES) on cross-fitted baseline scores."""
-    if rule == "mean_std_log1p":
-        return log_mean_std_threshold(scores, k)
-    if rule != "tail":
-        raise ValueError(f"unknown patient threshold rule {rule!r}; choose {THRESHOLD_RULES}")
-    value = tail_threshold(scores, alpha)
-    return Threshold("tail", {"alpha": alpha}, value, loss_statistics(scores))
+def channel_threshold(
+    morph: np.ndarray, rhythm: np.ndarray, global_z: np.ndarray, alpha: float
+) -> tuple[Threshold, np.ndarray]:
+    """The ``tail`` rule per channel at ``alpha`` / 2 on baseline channel scores (n,) each, at
+    least MIN_CHANNEL_Z; returns the threshold (value 1) and the baseline's scores (n,) on it
+    (``global_z`` (n,): their shape z, for the scores below 1)."""
+    limits = [max(tail_threshold(x, alpha / 2), MIN_CHANNEL_Z) for x in (morph, rhythm)]
+    level = np.maximum(morph / limits[0], rhythm / limits[1])
+    scores = channels.two_tier(level, global_z, limits[0])
+    stats = loss_statistics(scores) | {"shape_threshold": limits[0], "rhythm_threshold": limits[1]}
+    return Threshold("tail", {"alpha": alpha}, 1.0, stats), scores
 
 
 def fit_patient_baseline(
@@ -245,29 +296,44 @@ def fit_patient_baseline(
     trim_quantile: float = 0.9,
     seed: int = 0,
 ) -> PatientBaseline:
-    """Fit a patient's baseline from beats (n, length) z-normalised and rr (n, 2).
+    """Fit a patient's baseline from beats (n, length) z-normalised, in time order, and rr (n, 2).
 
     ``curated`` baselines (e.g. beats a clinician confirmed) are used whole; otherwise beats whose
-    cross-fitted score is above the ``trim_quantile`` are dropped once before fitting (ectopic
-    beats in an unreviewed strip). The threshold: ``rule`` "tail" (false-alarm target ``alpha``)
-    or "mean_std_log1p" (``k``). Raises ValueError below MIN_BASELINE_BEATS beats.
+    cross-fitted summed score is above the ``trim_quantile`` are dropped once before fitting
+    (ectopic beats in an unreviewed strip). The threshold: ``rule`` "tail" (false-alarm budget
+    ``alpha`` split over the two channels) or "mean_std_log1p" (``k``, on the summed score).
+    Raises ValueError below MIN_BASELINE_BEATS beats.
     """
     beats, rr = np.asarray(beats, dtype=np.float64), np.asarray(rr, dtype=np.float64)
     if beats.shape[0] < MIN_BASELINE_BEATS:
         raise ValueError(f"{patient_id}: {beats.shape[0]} baseline beats < {MIN_BASELINE_BEATS}")
+    if rule not in THRESHOLD_RULES:
+        raise ValueError(f"unknown patient threshold rule {rule!r}; choose {THRESHOLD_RULES}")
     if not curated:
-        _, scores = _cross_fitted_scores(beats, rr, seed, variance)
+        scores = _summed_scores(_cross_fitted_losses(beats, seed, variance), rr)
         keep = scores <= np.quantile(scores, trim_quantile)
         beats, rr = beats[keep], rr[keep]
-    losses, scores = _cross_fitted_scores(beats, rr, seed, variance)
-    threshold = patient_score_threshold(scores, rule, k, alpha)
+    losses = _cross_fitted_losses(beats, seed, variance)
+    shape_stats, rr_stats = robust_stats(channels.log_of(losses)), _rr_stats(rr)
+    local = channels.local_distance(beats)
+    local_stats = robust_stats(channels.log_of(local[np.isfinite(local)]))
+    if rule == "mean_std_log1p":
+        scores = _summed_scores(losses, rr)
+        threshold, local_stats = log_mean_std_threshold(scores, k), None
+        shape_stats = robust_stats(losses)  # the summed score's linear z
+    else:
+        morph = channels.morphology_score(losses, local, shape_stats, local_stats)
+        rhythm = channels.rhythm_score(rr, rr_stats, gate=False)
+        global_z = channels.shape_z(losses, shape_stats)
+        threshold, scores = channel_threshold(morph, rhythm, global_z, alpha)
     return PatientBaseline(
         patient_id=patient_id,
         source=source,
         n_beats=int(beats.shape[0]),
         shape=ShapeModel.fit(beats, variance),
-        shape_stats=robust_stats(losses),
-        rr_stats=_rr_stats(rr),
+        shape_stats=shape_stats,
+        rr_stats=rr_stats,
         threshold=threshold,
         baseline_scores=scores,
+        local_stats=local_stats,
     )
