@@ -2,10 +2,11 @@
 
 Importing TensorFlow and placing the first model print lines such as ``Could not find cuda
 drivers on your machine`` (``cudart_stub.cc``), ``failed call to cuInit`` (``cuda_platform.cc``)
-and the oneDNN notice, from C++ and before its logging is set up: ``TF_CPP_MIN_LOG_LEVEL`` does
-not silence them. They are not errors for a CPU machine. :func:`filter_native_stderr` routes the
-process's file descriptor 2 through a thread that drops exactly those lines and passes every other
-line on, in order, so real errors still show. ``ecgmon -v`` leaves stderr untouched.
+and the oneDNN notice, from C++ and before its logging is set up (and, on every fit, a harmless
+``NodeDef mentions attribute use_unbounded_threadpool`` line of tf.data): ``TF_CPP_MIN_LOG_LEVEL``
+does not silence them. They are not errors for a CPU machine. :func:`filter_native_stderr`
+routes the process's file descriptor 2 through a thread that drops exactly those lines and passes
+every other line on, in order, so real errors still show. ``ecgmon -v`` leaves stderr untouched.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ PROBE_LINE = re.compile(
     rb"cudart_stub\.cc|cuda_platform\.cc:\d+\] failed call to cuInit|cuda_(dnn|fft|blas)\.cc"
     rb"|oneDNN custom operations are on|All log messages before absl::InitializeLog"
     rb"|cpu_feature_guard\.cc|computation_placer|TF-TRT Warning"
+    # tf.data's graph names an attribute this runtime does not know; TensorFlow's own words:
+    # "This may be expected ... Unknown attributes will be ignored" (once per fit, as E0000)
+    rb"|NodeDef mentions attribute use_unbounded_threadpool"
 )
 
 

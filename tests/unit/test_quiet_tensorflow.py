@@ -14,6 +14,10 @@ PROBE = (
     " machine, GPU will not be used.\n"
     "E0000 00:00:1796178289.844411   20582 cuda_platform.cc:52] failed call to cuInit: INTERNAL:"
     " CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)\n"
+    "E0000 00:00:1796189888.349238   10567 node_def_util.cc:682] NodeDef mentions attribute"
+    " use_unbounded_threadpool which is not in the op definition: Op<name=MapDataset; signature="
+    "input_dataset:variant> This may be expected if your graph generating binary is newer than"
+    " this binary.\n"
 )
 CHILD = f"""
 import os, sys
