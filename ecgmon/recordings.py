@@ -36,6 +36,10 @@ PRE_S, POST_S = 0.25, 0.45
 """Default beat window: seconds before and after the R peak."""
 REFRACTORY_S = 0.2
 """No two R peaks closer than this (physiological refractory period)."""
+NOISE_FRACTION = 0.125
+"""A peak smaller than this share of the median |amplitude| of the 8 peaks before it is noise:
+Pan & Tompkins (1985) accept no peak, even in their search-back, under an eighth of the running
+signal-peak level (``THRESHOLD I2 = 0.5 * THRESHOLD I1``, ``I1 = NPKI + 0.25 (SPKI - NPKI)``)."""
 TAIL_GUARD_S = 1.0
 """Peaks this close to the end of a growing recording are held back until more signal arrives."""
 OVERLAP_S = 30.0
@@ -200,7 +204,21 @@ def detect_r_peaks(
         peaks = _nk_peaks(signal, fs, "neurokit", "neurokit", cleaned)
     else:
         raise ValueError(f"unknown R-peak method {method!r}; choose vote, xqrs or neurokit")
-    return refine_peaks(cleaned, np.sort(peaks), fs)
+    return drop_noise_peaks(cleaned, refine_peaks(cleaned, np.sort(peaks), fs))
+
+
+def drop_noise_peaks(cleaned: np.ndarray, peaks: np.ndarray, history: int = 8) -> np.ndarray:
+    """``peaks`` (sorted int64) without those whose |cleaned| is below NOISE_FRACTION of the
+    median |cleaned| of the ``history`` peaks before them (the flat line of a long pause that a
+    detector's decaying threshold reaches). Causal: a peak's fate depends only on earlier peaks,
+    so a chunk read with OVERLAP_S of earlier signal decides as the whole record does."""
+    heights = np.abs(cleaned[peaks])
+    if peaks.size < 2:
+        return peaks
+    padded = np.r_[np.full(history, np.nan), heights[:-1]]
+    windows = np.lib.stride_tricks.sliding_window_view(padded, history)[1:]
+    reference = np.r_[0.0, np.nanmedian(windows, axis=1)]
+    return peaks[heights >= NOISE_FRACTION * reference]
 
 
 def _nk_peaks(

@@ -214,3 +214,17 @@ def test_running_median_rr_context_matches_its_definition() -> None:
     running = np.r_[np.full(2, np.median(rr[:16])), expected]
     want = np.c_[np.r_[rr[0], rr] / running, np.r_[rr, rr[-1]] / running].astype(np.float32)
     np.testing.assert_array_equal(rec.rr_features(peaks), want)
+
+
+def test_noise_gate_drops_a_small_peak_by_what_came_before() -> None:
+    cleaned = np.zeros(4000)
+    peaks = np.arange(100, 3700, 300)
+    cleaned[peaks] = 1.0
+    cleaned[peaks[6]] = 0.2  # a small but real beat: above an eighth of its neighbours
+    cleaned[peaks[9]] = 0.05  # the flat line of a pause
+    kept = rec.drop_noise_peaks(cleaned, peaks)
+    np.testing.assert_array_equal(kept, np.delete(peaks, 9))
+    # causal: what follows a peak does not change its fate
+    np.testing.assert_array_equal(
+        rec.drop_noise_peaks(cleaned, peaks[:10]), np.delete(peaks, 9)[:9]
+    )
