@@ -111,8 +111,8 @@ def temporary_server_seconds(home: Path) -> float:
 def cli_costs(work: Path, header: Path, seconds: float) -> dict:
     """``ecgmon score`` on the record from scratch, then again with nothing new."""
     ecgmon = str(Path(sys.executable).with_name("ecgmon"))
-    env = dict(os.environ, ECGMON_DATABASE_URL=f"sqlite:///{work / 'h.db'}",
-               ECGMON_MODEL_STORE=str(work / "models"), PREFECT_HOME=str(work / "prefect"))  # fmt: skip
+    env = dict(os.environ, ECGMON_DATABASE_URL=f"sqlite:///{work / 'h.db'}")
+    env |= {"ECGMON_MODEL_STORE": str(work / "models"), "PREFECT_HOME": str(work / "prefect")}
     train = ROOT / ".." / "shared" / "data" / "ecg5000" / "ECG5000_TRAIN.tsv"
     for args in (["db", "upgrade"], ["train", "--data", str(train), "--architecture", "dense",
                                      "--epochs", "3", "--promote"]):  # fmt: skip
