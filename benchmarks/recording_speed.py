@@ -103,6 +103,7 @@ def temporary_server_seconds(home: Path) -> float:
             "print(time.perf_counter() - t)")  # fmt: skip
     env = dict(os.environ, PREFECT_HOME=str(home))
     env.pop("PREFECT_API_URL", None)
+    env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")  # as the CLI sets
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, env=env)  # fmt: skip
     return round(float(done.stdout.strip().splitlines()[-1]), 2)
