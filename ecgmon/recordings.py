@@ -4,7 +4,8 @@ A WFDB folder (``NNN.hea`` + ``NNN.dat``) is read with the ``wfdb`` package. R p
 2-of-3 vote of NeuroKit2's detectors (Elgendi 2010 and Rodrigues 2021 run by ``ecgmon.qrs``, the
 same peaks without NeuroKit2's per-sample loops), refined to the largest deflection of the cleaned
 signal, and peaks under an eighth of the preceding peaks' amplitude are dropped as noise; on the
-ten shared MIT-BIH records: Se 0.997, +P 0.994 (docs/recordings.md compares library detectors). Beats are cut around each R peak, resampled to the model's input length and
+ten shared MIT-BIH records: Se 0.997, +P 0.994 (docs/recordings.md compares library detectors).
+Beats are cut around each R peak, resampled to the model's input length and
 z-normalised per beat (the layout of ECG5000, which the population models are trained on).
 
 Evaluation helpers read the rdann-style text dumps of the expert annotations and match detected
