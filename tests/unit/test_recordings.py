@@ -176,3 +176,55 @@ def test_atr_beside_the_record_is_found_before_a_text_dump(tmp_path: Path) -> No
     notes = rec.find_annotations(header)
     assert notes.samples.tolist() == [360, 720] and notes.symbols.tolist() == ["N", "V"]
     assert rec.find_annotations(tmp_path / "records" / "none.hea") is None
+
+
+def _spike_train(fs: float, seconds: float, rr_s: float, seed: int) -> np.ndarray:
+    """Narrow Gaussian spikes every ``rr_s`` seconds on low noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * fs)) / fs
+    signal = 0.01 * rng.standard_normal(t.size)
+    for centre in np.arange(0.5, seconds - 0.5, rr_s):
+        signal += np.exp(-0.5 * ((t - centre) / 0.012) ** 2)
+    return signal
+
+
+@pytest.mark.parametrize("fs", [250.0, 360.0])
+def test_numpy_detectors_match_neurokit(fs: float) -> None:
+    import neurokit2 as nk
+
+    from ecgmon import qrs
+
+    raw = _spike_train(fs, 40.0, 0.8, seed=3)
+    band = nk.ecg_clean(raw, sampling_rate=fs, method="elgendi2010")
+    cleaned = rec.clean_signal(raw, fs)
+    for ours, theirs, signal in (
+        (qrs.elgendi2010_peaks, "elgendi2010", band),
+        (qrs.rodrigues2021_peaks, "rodrigues2021", cleaned),
+    ):
+        expected = nk.ecg_peaks(signal, sampling_rate=fs, method=theirs)[1]["ECG_R_Peaks"]
+        assert len(expected) >= 45
+        np.testing.assert_array_equal(ours(signal, fs), expected)
+
+
+def test_running_median_rr_context_matches_its_definition() -> None:
+    rng = np.random.default_rng(0)
+    peaks = np.cumsum(rng.integers(200, 400, size=60))
+    rr = np.diff(peaks).astype(float)
+    expected = [np.median(rr[max(0, i - 1 - 16) : i - 1]) for i in range(2, peaks.size)]
+    running = np.r_[np.full(2, np.median(rr[:16])), expected]
+    want = np.c_[np.r_[rr[0], rr] / running, np.r_[rr, rr[-1]] / running].astype(np.float32)
+    np.testing.assert_array_equal(rec.rr_features(peaks), want)
+
+
+def test_noise_gate_drops_a_small_peak_by_what_came_before() -> None:
+    cleaned = np.zeros(4000)
+    peaks = np.arange(100, 3700, 300)
+    cleaned[peaks] = 1.0
+    cleaned[peaks[6]] = 0.2  # a small but real beat: above an eighth of its neighbours
+    cleaned[peaks[9]] = 0.05  # the flat line of a pause
+    kept = rec.drop_noise_peaks(cleaned, peaks)
+    np.testing.assert_array_equal(kept, np.delete(peaks, 9))
+    # causal: what follows a peak does not change its fate
+    np.testing.assert_array_equal(
+        rec.drop_noise_peaks(cleaned, peaks[:10]), np.delete(peaks, 9)[:9]
+    )
