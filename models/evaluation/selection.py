@@ -13,6 +13,12 @@ The protocol, fixed before any test beat is scored:
    a tie goes to the earlier candidate in the lists below (simpler rules, cheaper models first).
 4. Only then is the final model trained on all normal training beats (its calibration is the
    chosen architecture's out-of-fold losses of step 1) and the test beats are scored once.
+
+The *default* rule must serve every dataset, so it is chosen across datasets
+(:func:`choose_default_rule`, ``benchmarks/default_rule.py``): steps 1-2 on each dataset's
+training beats over several seeds; a rule is admissible when its mean validation false-alarm
+rate stays within :data:`FALSE_ALARM_BUDGET` on every dataset, and the admissible rule with the
+highest worst-dataset mean validation F1 is the default (a tie goes to the earlier candidate).
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ CANDIDATE_RULES: tuple[tuple[str, float], ...] = (
     *(("mean_std", k) for k in (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)),
     *(("quantile", q) for q in (0.95, 0.975, 0.99)),
 )
+#: Largest mean validation false-alarm rate a default rule may have on any dataset.
+FALSE_ALARM_BUDGET = 0.05
 
 
 @dataclass(frozen=True)
@@ -132,3 +140,53 @@ def select(
             log.info("selection: %s", candidates[-1])
     chosen = max(candidates, key=lambda c: c.mean_f1)  # max keeps the first of equals
     return Selection(candidates, chosen, crossfits)
+
+
+@dataclass(frozen=True)
+class RuleAcross:
+    """One rule's validation figures per dataset, each over seeds (means of per-seed means)."""
+
+    method: str
+    param: float
+    mean_f1: dict[str, float]
+    worst_seed_f1: dict[str, float]
+    false_alarm_rate: dict[str, float]
+    admissible: bool
+
+
+def choose_default_rule(
+    tables: dict[str, list[list[Candidate]]], budget: float = FALSE_ALARM_BUDGET
+) -> tuple[RuleAcross, list[RuleAcross]]:
+    """(chosen, every rule) from ``tables[dataset][seed]``: one architecture's candidate list.
+
+    Admissible: mean validation false-alarm rate <= ``budget`` on every dataset. Chosen: the
+    admissible rule with the highest worst-dataset mean validation F1; a tie goes to the earlier
+    rule. ValueError when no rule is admissible or the seeds disagree on the candidate list.
+    """
+    if not tables or not all(tables.values()):
+        raise ValueError("choose_default_rule needs at least one seed of every dataset")
+    rules = [(c.method, c.param) for c in next(iter(tables.values()))[0]]
+    for seeds in tables.values():
+        if any([(c.method, c.param) for c in run] != rules for run in seeds):
+            raise ValueError("every dataset and seed must list the same rules in the same order")
+    rows = []
+    for i, (method, param) in enumerate(rules):
+        f1 = {d: np.array([run[i].mean_f1 for run in seeds]) for d, seeds in tables.items()}
+        far = {
+            d: float(np.mean([run[i].mean_false_alarm_rate for run in s]))
+            for d, s in tables.items()
+        }
+        rows.append(
+            RuleAcross(
+                method,
+                param,
+                {d: float(v.mean()) for d, v in f1.items()},
+                {d: float(v.min()) for d, v in f1.items()},
+                far,
+                all(v <= budget for v in far.values()),
+            )
+        )
+    admissible = [r for r in rows if r.admissible]
+    if not admissible:
+        raise ValueError(f"no rule keeps the validation false-alarm rate within {budget}")
+    return max(admissible, key=lambda r: min(r.mean_f1.values())), rows
