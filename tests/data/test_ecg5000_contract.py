@@ -8,15 +8,6 @@ import numpy as np
 import pytest
 
 from ecgmon.sources.datasets import LabelledBeats, read_training_data, read_ucr_pair
-from tests.shared_data import missing_reason, shared_dataset
-
-
-@pytest.fixture(scope="module")
-def ecg5000_dir() -> Path:
-    folder = shared_dataset("ecg5000")
-    if folder is None:
-        pytest.skip(missing_reason("ecg5000"))
-    return folder
 
 
 @pytest.fixture(scope="module")

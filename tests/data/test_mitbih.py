@@ -8,17 +8,9 @@ import numpy as np
 import pytest
 
 from ecgmon import recordings as rec
-from tests.shared_data import copy_record_start, missing_reason, shared_dataset
+from tests.shared_data import copy_record_start
 
 RECORDS = ("100", "104", "106", "108", "113", "121", "202", "223", "231", "232")
-
-
-@pytest.fixture(scope="module")
-def mitbih() -> Path:
-    folder = shared_dataset("mitbih")
-    if folder is None:
-        pytest.skip(missing_reason("mitbih"))
-    return folder
 
 
 def test_ten_records_with_annotations(mitbih: Path) -> None:

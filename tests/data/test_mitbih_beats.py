@@ -7,15 +7,6 @@ import pytest
 
 from ecgmon import recordings as rec
 from ecgmon.models.evaluation.mitbih import AAMI_NORMAL, annotated_beats, read_mitbih_split
-from tests.shared_data import missing_reason, shared_dataset
-
-
-@pytest.fixture(scope="module")
-def mitbih():
-    folder = shared_dataset("mitbih")
-    if folder is None:
-        pytest.skip(missing_reason("mitbih"))
-    return folder
 
 
 def test_record_beats_follow_the_annotations(mitbih) -> None:

@@ -10,15 +10,6 @@ import pytest
 
 from ecgmon import qrs
 from ecgmon import recordings as rec
-from tests.shared_data import missing_reason, shared_dataset
-
-
-@pytest.fixture(scope="module")
-def mitbih() -> Path:
-    folder = shared_dataset("mitbih")
-    if folder is None:
-        pytest.skip(missing_reason("mitbih"))
-    return folder
 
 
 # 108: noisy, large P waves; 232: long pauses; 106: frequent PVCs
