@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import tempfile
@@ -62,6 +63,10 @@ def _postgres_schema_url(base: str) -> Iterator[str]:
     try:
         yield f"{base}{sep}options=-csearch_path%3D{schema}"
     finally:
+        # Engines a test made and dropped can sit in reference cycles with their pooled
+        # connections open until a full collection; over a long session they add up to the
+        # server's max_connections. Collect them before the next test connects.
+        gc.collect()
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
         admin.dispose()
