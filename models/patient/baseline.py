@@ -9,7 +9,8 @@ outliers trimmed) gives three things, all pure numpy:
 - rhythm statistics: median and spread of the RR before/after each beat relative to the running
   median RR, so a premature beat with a normal shape still stands out;
 - two anomaly channels (ecgmon.models.patient.channels): morphology (the smaller of the robust z
-  of the shape loss and of the distance to the neighbouring beats) and rhythm (prematurity plus
+  of the loss under a second shape model, of the beats' ventricular complexes, and of the
+  complex's distance to the neighbouring beats' complexes) and rhythm (prematurity plus
   half a long RR after, none inside an irregular, fibrillation-like stretch), each with its own
   threshold on this patient's cross-fitted baseline scores (each baseline beat scored by a shape
   model fitted on the other half of the strip, so the thresholds do not rest on losses of beats
@@ -93,7 +94,11 @@ class PatientBaseline:
     arrays); ``local_stats`` of its log distance to the neighbouring beats. ``threshold.value`` is 1
     and ``threshold.loss_stats`` holds the channel thresholds (``shape_threshold``,
     ``rhythm_threshold``). ``source`` says which strip it came from. ``baseline_scores`` (m,) are
-    the cross-fitted scores of the baseline beats the thresholds came from (empty when unknown)."""
+    the cross-fitted scores of the baseline beats the thresholds came from (empty when unknown).
+    ``ventricular`` is the shape model of the beats' ventricular complexes
+    (``channels.ventricular``) that the morphology channel judges, ``ventricular_stats`` the
+    (centre, scale) of its log losses; None for a baseline saved before that window, whose
+    morphology channel judges the whole beat with ``shape``."""
 
     patient_id: str
     source: str
@@ -106,6 +111,8 @@ class PatientBaseline:
         default_factory=lambda: np.empty(0), repr=False, compare=False
     )
     local_stats: tuple[float, float] | None = None
+    ventricular: ShapeModel | None = None
+    ventricular_stats: tuple[float, float] | None = None
 
     @property
     def channel_thresholds(self) -> tuple[float, float] | None:
@@ -119,11 +126,16 @@ class PatientBaseline:
         """Morphology and rhythm scores (n,) each of beats (n, length) in time order, RR (n, 2)."""
         if self.local_stats is None:
             raise ValueError(f"{self.patient_id}: baseline saved before the channels; refit it")
+        if self.ventricular is None:  # saved before the ventricular window: the whole beat
+            part, model, stats = np.asarray(beats), self.shape, self.shape_stats
+        else:
+            part, model, stats = (
+                channels.ventricular(beats),
+                self.ventricular,
+                self.ventricular_stats,
+            )
         morph = channels.morphology_score(
-            self.shape.loss(beats),
-            channels.local_distance(beats),
-            self.shape_stats,
-            self.local_stats,
+            model.loss(part), channels.local_distance(part), stats, self.local_stats
         )
         return morph, channels.rhythm_score(rr, self.rr_stats)
 
@@ -168,6 +180,9 @@ class PatientBaseline:
         """Write ``baseline.npz`` (arrays) and ``baseline.json`` (the rest) into ``folder``."""
         folder.mkdir(parents=True, exist_ok=True)
         arrays = folder / "baseline.npz"
+        ventricular = {}
+        if self.ventricular is not None:
+            ventricular = {"v_mean": self.ventricular.mean, "v_basis": self.ventricular.basis}
         np.savez(
             arrays,
             mean=self.shape.mean,
@@ -175,14 +190,15 @@ class PatientBaseline:
             rr_centre=self.rr_stats[0],
             rr_scale=self.rr_stats[1],
             baseline_scores=self.baseline_scores,
+            **ventricular,
         )
         meta = folder / "baseline.json"
-        local = None if self.local_stats is None else list(self.local_stats)
-        meta.write_text(
-            json.dumps(
-                self.summary() | {"shape_stats": list(self.shape_stats), "local_stats": local}
-            )
-        )
+        stats = {
+            "shape_stats": list(self.shape_stats),
+            "local_stats": _listed(self.local_stats),
+            "ventricular_stats": _listed(self.ventricular_stats),
+        }
+        meta.write_text(json.dumps(self.summary() | stats))
         return [arrays, meta]
 
     @classmethod
@@ -193,7 +209,10 @@ class PatientBaseline:
             shape = ShapeModel(arrays["mean"], arrays["basis"])
             rr_stats = (arrays["rr_centre"], arrays["rr_scale"])
             scores = arrays["baseline_scores"] if "baseline_scores" in arrays else np.empty(0)
-        local = meta.get("local_stats")
+            ventricular = None
+            if "v_basis" in arrays:
+                ventricular = ShapeModel(arrays["v_mean"], arrays["v_basis"])
+        local, v_stats = meta.get("local_stats"), meta.get("ventricular_stats")
         return cls(
             meta["patient_id"],
             meta["source"],
@@ -204,7 +223,13 @@ class PatientBaseline:
             Threshold(**meta["threshold"]),
             scores,
             None if local is None else tuple(local),
+            ventricular,
+            None if v_stats is None else tuple(v_stats),
         )
+
+
+def _listed(stats: tuple[float, float] | None) -> list[float] | None:
+    return None if stats is None else list(stats)
 
 
 def robust_stats(values: np.ndarray, floor: float = 1e-9) -> tuple[float, float]:
@@ -315,14 +340,19 @@ def fit_patient_baseline(
         beats, rr = beats[keep], rr[keep]
     losses = _cross_fitted_losses(beats, seed, variance)
     shape_stats, rr_stats = robust_stats(channels.log_of(losses)), _rr_stats(rr)
-    local = channels.local_distance(beats)
+    complexes = channels.ventricular(beats)
+    v_losses = _cross_fitted_losses(complexes, seed, variance)
+    ventricular = ShapeModel.fit(complexes, variance)
+    v_stats = robust_stats(channels.log_of(v_losses))
+    local = channels.local_distance(complexes)
     local_stats = robust_stats(channels.log_of(local[np.isfinite(local)]))
     if rule == "mean_std_log1p":
         scores = _summed_scores(losses, rr)
-        threshold, local_stats = log_mean_std_threshold(scores, k), None
+        threshold = log_mean_std_threshold(scores, k)
+        local_stats = ventricular = v_stats = None
         shape_stats = robust_stats(losses)  # the summed score's linear z
     else:
-        morph = channels.morphology_score(losses, local, shape_stats, local_stats)
+        morph = channels.morphology_score(v_losses, local, v_stats, local_stats)
         rhythm = channels.rhythm_score(rr, rr_stats, gate=False)
         global_z = channels.shape_z(losses, shape_stats)
         threshold, scores = channel_threshold(morph, rhythm, global_z, alpha)
@@ -336,4 +366,6 @@ def fit_patient_baseline(
         threshold=threshold,
         baseline_scores=scores,
         local_stats=local_stats,
+        ventricular=ventricular,
+        ventricular_stats=v_stats,
     )

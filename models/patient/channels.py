@@ -4,11 +4,16 @@ Both read only what a recording's beats carry, in time order: the z-normalised b
 and the RR context (n, 2) of ``ecgmon.recordings.rr_features`` (RR before and after each beat
 over the running median RR). Nothing here knows a label.
 
-- **Morphology** (ventricular ectopy: a different QRS-T): the beat's reconstruction loss under the
-  baseline's shape subspace, as a robust z-score of its logarithm against the baseline's own (losses
-  are scale quantities: an ectopic beat's is hundreds of times a normal one's, drift and noise
-  multiply it by a few); and the same against the beat's neighbours: the mean squared difference
-  from the median of the LOCAL_BEATS beats either side (itself left out). A beat is as anomalous as
+- **Morphology** (ventricular ectopy: a different QRS-T), judged on the ventricular complex only
+  (``ventricular``: VENTRICULAR_S, 150 ms before to 300 ms after the R peak, out of the beat's
+  250 ms before to 450 ms after): the atrial waves (the P wave, the f waves of fibrillation and
+  flutter) and, at fast rates, the neighbouring beats' waves that the full window holds are
+  supraventricular or not the beat's own, and they made normal beats look ventricular. The
+  complex's reconstruction loss under the baseline's subspace of complexes, as a robust z-score
+  of its logarithm against the baseline's own (losses are scale quantities: an ectopic beat's is
+  hundreds of times a normal one's, drift and noise multiply it by a few); and the same against
+  the beat's neighbours: the mean squared difference from the median of the LOCAL_BEATS
+  complexes either side (itself left out). A beat is as anomalous as
   the *smaller* of the two: an ectopic beat differs from the patient's baseline and from the beats
   around it, while a sustained change of every beat (rate-dependent T waves, the f waves of atrial
   fibrillation, electrode drift) differs from the baseline only. The price: a run of more than
@@ -29,6 +34,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ecgmon.recordings import POST_S, PRE_S, normalise_beats
+
+VENTRICULAR_S = (0.15, 0.30)
+"""Seconds before and after the R peak that the morphology channel judges (QRS-T, the P wave and
+the next beat's waves at rates up to about 130 bpm left out); chosen between (0.10, 0.15) and this
+on the ten shared MIT-BIH records (docs/recordings.md)."""
 LOCAL_BEATS = 15
 """Neighbours either side whose median beat is a beat's local template."""
 POST_RR_WEIGHT = 0.5
@@ -57,6 +68,16 @@ def local_distance(beats: np.ndarray, half: int = LOCAL_BEATS) -> np.ndarray:
             template = np.median(beats[others], axis=0)
             out[i] = float(np.mean((beats[i] - template) ** 2))
     return out
+
+
+def ventricular(beats: np.ndarray, pre_s: float = PRE_S, post_s: float = POST_S) -> np.ndarray:
+    """The VENTRICULAR_S part (n, m) of beats (n, length) that span ``pre_s`` before to ``post_s``
+    after the R peak, z-normalised per beat again (float32)."""
+    beats = np.asarray(beats)
+    length, span = beats.shape[1], pre_s + post_s
+    lo = max(0, round(length * (pre_s - VENTRICULAR_S[0]) / span))
+    hi = min(length, round(length * (pre_s + VENTRICULAR_S[1]) / span))
+    return normalise_beats(beats[:, lo:hi])
 
 
 def repeating_share(rr_before: np.ndarray, window: int = REGULAR_WINDOW) -> np.ndarray:

@@ -88,3 +88,55 @@ def test_a_few_beats_are_not_called_irregular() -> None:
     baseline = fit_patient_baseline("p1", bumps(300), sinus_rr(300), source="test")
     calls = baseline.classify(bumps(2, seed=4), np.array([[1.0, 1.0], [0.6, 1.4]]))
     assert calls.tolist() == ["N", "S"]
+
+
+SECONDS = np.arange(140) / 200.0 - 0.25  # a 140-sample beat: 250 ms before to 450 ms after R
+
+
+def wave(centre: float, width: float) -> np.ndarray:
+    return np.exp(-(((SECONDS - centre) / width) ** 2))
+
+
+def sinus_beats(n: int, seed: int) -> np.ndarray:
+    """n beats (n, 140): P wave, narrow QRS, T wave, with a little noise."""
+    rng = np.random.default_rng(seed)
+    beat = 0.2 * wave(-0.18, 0.03) + wave(0.0, 0.015) + 0.3 * wave(0.22, 0.05)
+    return beat * rng.normal(1, 0.03, (n, 1)) + rng.normal(0, 0.01, (n, 140))
+
+
+def test_atrial_waves_outside_the_ventricular_complex_are_not_called_ventricular() -> None:
+    baseline = fit_patient_baseline("p1", sinus_beats(300, 0), sinus_rr(300), source="test")
+    rng = np.random.default_rng(9)
+    beats = sinus_beats(60, 10)
+    # flutter-like atrial waves where the beat's own P wave was, and the next beat's P wave
+    # arriving early at a fast, varying rate: neither belongs to the ventricular complex
+    beats -= 0.2 * wave(-0.18, 0.03)
+    beats += 0.4 * np.sin(2 * np.pi * 5 * SECONDS + rng.uniform(0, 2 * np.pi, (60, 1))) * (
+        SECONDS < -0.16
+    )
+    beats += 0.5 * wave(rng.uniform(0.36, 0.42, (60, 1)), 0.03)
+    beats[30] += 0.8 * wave(0.03, 0.06)  # one wide QRS: ventricular
+    calls = baseline.classify(beats, sinus_rr(60, seed=11))
+    assert calls[30] == "V"
+    assert (np.delete(calls, 30) == "N").mean() > 0.95
+
+
+def test_baselines_saved_before_the_ventricular_window_judge_the_whole_beat(tmp_path) -> None:
+    from dataclasses import replace
+
+    from ecgmon.models.patient.baseline import PatientBaseline
+
+    fitted = fit_patient_baseline("p1", sinus_beats(300, 0), sinus_rr(300), source="test")
+    older = replace(fitted, ventricular=None, ventricular_stats=None)
+    older.save(tmp_path)
+    with np.load(tmp_path / "baseline.npz") as arrays:
+        assert "v_basis" not in arrays
+    loaded = PatientBaseline.load(tmp_path)
+    assert loaded.ventricular is None
+    beats, rr = sinus_beats(20, 12), sinus_rr(20, seed=12)
+    np.testing.assert_array_equal(loaded.score(beats, rr), older.score(beats, rr))
+    whole = channels.morphology_score(
+        fitted.shape.loss(beats), channels.local_distance(beats), fitted.shape_stats,
+        fitted.local_stats,
+    )  # fmt: skip
+    np.testing.assert_array_equal(loaded.channels(beats, rr)[0], whole)
