@@ -20,19 +20,38 @@ POWERLINE_HZ = 50
 """NeuroKit2's default powerline frequency for its 'neurokit' cleaning."""
 
 
+def fill_missing(signal: np.ndarray) -> np.ndarray:
+    """``signal`` (n,) with each NaN replaced by the last sample before it, leading NaNs by the
+    first sample (NeuroKit2's ``signal_fillmissing(method="both")``, which its cleaning applies);
+    ValueError when no sample is a number."""
+    missing = np.isnan(signal)
+    if not missing.any():
+        return signal
+    if missing.all():
+        raise ValueError("the signal has no sample that is a number")
+    last = np.maximum.accumulate(np.where(missing, 0, np.arange(signal.size)))
+    filled = signal[last]
+    first = int(np.argmax(~missing))
+    filled[:first] = signal[first]
+    return filled
+
+
 def neurokit_clean(signal: np.ndarray, fs: float) -> np.ndarray:
-    """NeuroKit2's 'neurokit' cleaning of a finite ECG ``signal`` (n,): a zero-phase 0.5 Hz
-    order-5 Butterworth high-pass, then a zero-phase moving average over one powerline period."""
+    """NeuroKit2's 'neurokit' cleaning of an ECG ``signal`` (n,): NaNs filled, a zero-phase
+    0.5 Hz order-5 Butterworth high-pass, then a zero-phase moving average over one powerline
+    period."""
     sos = butter(5, 0.5, btype="highpass", output="sos", fs=fs)
-    clean = sosfiltfilt(sos, signal)
+    clean = sosfiltfilt(sos, fill_missing(signal))
     kernel = np.ones(int(fs / POWERLINE_HZ)) if fs >= 100 else np.ones(2)
     return filtfilt(kernel, [len(kernel)], clean, method="pad")
 
 
 def band_clean(signal: np.ndarray, fs: float, low: float, high: float, order: int) -> np.ndarray:
-    """NeuroKit2's causal Butterworth band-pass ('butterworth_zi') of ``signal`` (n,): started
+    """NeuroKit2's causal Butterworth band-pass ('butterworth_zi') of ``signal`` (n,), NaNs
+    filled first: started
     from the steady state of the signal's mean. Pan-Tompkins cleaning is (5, 15) Hz order 1,
     Elgendi's (8, 20) Hz order 2."""
+    signal = fill_missing(signal)
     sos = butter(order, sorted([low, high]), btype="bandpass", output="sos", fs=fs)
     return sosfilt(sos, signal, zi=sosfilt_zi(sos) * np.mean(signal))[0]
 

@@ -69,6 +69,18 @@ def test_cleaning_and_vote_are_neurokits_on_synthetic_signal(fs, heart_rate, see
     assert_same_as_neurokit(signal, float(fs))
 
 
+@pytest.mark.filterwarnings("ignore::neurokit2.misc.NeuroKitWarning")
+def test_missing_samples_are_filled_as_neurokit_fills_them() -> None:
+    """NaN samples at the start, inside and at the end: NeuroKit2 fills them before cleaning."""
+    signal = nk.ecg_simulate(duration=120, sampling_rate=360, heart_rate=80, random_state=4)
+    for gap in (slice(0, 50), slice(9000, 9400), slice(20000, 20001), slice(-30, None)):
+        signal[gap] = np.nan
+    assert_same_as_neurokit(signal, 360.0)
+    assert np.array_equal(
+        qrs.fill_missing(np.array([np.nan, 1.0, np.nan, 3.0, np.nan])), [1, 1, 1, 3, 3]
+    )
+
+
 def test_a_recording_is_cut_without_importing_neurokit(mitbih: Path) -> None:
     """A WFDB record read, cleaned, detected and cut as a score run does it imports no
     NeuroKit2 (about 4.5 CPU seconds of imports per run)."""
