@@ -174,10 +174,11 @@ def _record_start(header: wfdb.Record | wfdb.MultiRecord) -> datetime:
 
 
 def clean_signal(signal: np.ndarray, fs: float) -> np.ndarray:
-    """Baseline wander and powerline removed (NeuroKit2 'neurokit' cleaning), same shape."""
-    import neurokit2 as nk
+    """Baseline wander and powerline removed (NeuroKit2's 'neurokit' cleaning, run by
+    ``ecgmon.qrs``), same shape."""
+    from ecgmon import qrs
 
-    return np.asarray(nk.ecg_clean(signal, sampling_rate=fs, method="neurokit"), dtype=np.float64)
+    return np.asarray(qrs.neurokit_clean(signal, fs), dtype=np.float64)
 
 
 def detect_r_peaks(
@@ -186,7 +187,8 @@ def detect_r_peaks(
     """Sorted R-peak sample indices (int64) of a raw single-lead ECG ``signal`` (n,) at ``fs`` Hz.
 
     ``vote`` (default): peaks found by at least 2 of 3 NeuroKit2 detectors (Pan-Tompkins, Elgendi,
-    Rodrigues) within 100 ms. ``xqrs`` (wfdb.processing) and ``neurokit`` are kept for comparison.
+    Rodrigues, run in numpy by ``ecgmon.qrs``) within 100 ms. ``xqrs`` (wfdb.processing) and
+    ``neurokit`` are kept for comparison.
     All are refined to the largest absolute deflection of the cleaned signal within 75 ms.
     ``cleaned``: ``clean_signal(signal, fs)`` when the caller has it (it is not computed twice).
     """
@@ -226,19 +228,29 @@ def drop_noise_peaks(cleaned: np.ndarray, peaks: np.ndarray, history: int = 8) -
 def _nk_peaks(
     signal: np.ndarray, fs: float, detector: str, cleaning: str, cleaned: np.ndarray
 ) -> np.ndarray:
-    import neurokit2 as nk
-
+    """R peaks (int64) of one of NeuroKit2's detectors after its cleaning: the voters run in
+    ``ecgmon.qrs`` (the same peaks, without importing NeuroKit2); others (``neurokit``, kept
+    for comparison) in NeuroKit2."""
     from ecgmon import qrs
+
+    if cleaning in _BANDS:
+        cleaned = qrs.band_clean(signal, fs, *_BANDS[cleaning])
+    if detector in _DETECTORS:
+        return getattr(qrs, _DETECTORS[detector])(np.asarray(cleaned, dtype=np.float64), fs)
+    import neurokit2 as nk
 
     if cleaning != "neurokit":
         cleaned = nk.ecg_clean(signal, sampling_rate=fs, method=cleaning)
-    if detector in _FAST_DETECTORS:  # NeuroKit2's own loops: the same peaks, 30x the time
-        return getattr(qrs, _FAST_DETECTORS[detector])(np.asarray(cleaned, dtype=np.float64), fs)
     _, info = nk.ecg_peaks(cleaned, sampling_rate=fs, method=detector)
     return np.asarray(info["ECG_R_Peaks"], dtype=np.int64)
 
 
-_FAST_DETECTORS = {"elgendi2010": "elgendi2010_peaks", "rodrigues2021": "rodrigues2021_peaks"}
+_DETECTORS = {
+    "pantompkins1985": "pantompkins1985_peaks",
+    "elgendi2010": "elgendi2010_peaks",
+    "rodrigues2021": "rodrigues2021_peaks",
+}
+_BANDS = {"pantompkins1985": (5, 15, 1), "elgendi2010": (8, 20, 2)}  # (low Hz, high Hz, order)
 
 
 def vote_peaks(candidates: list[np.ndarray], min_votes: int, tolerance: int) -> np.ndarray:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
-from ecgmon.models.autoencoder.detector import AutoencoderDetector
 from ecgmon.models.registry.patients import PatientModel, patient_baseline_name
 from ecgmon.records import ScoredBeats, ValidBeats
 
@@ -26,6 +26,19 @@ PROVISIONAL = "population:provisional"
 """``scores.baseline`` of a recording's beat judged by the population autoencoder because its
 patient has no baseline yet: the verdict is kept (loss, threshold) but not flagged, so it pages
 no one (an autoencoder trained on other patients flags most beats of a new patient)."""
+
+
+class PopulationDetector(Protocol):
+    """What a judge uses of the population autoencoder: an ``AutoencoderDetector``, or a
+    ``DeferredDetector`` (ecgmon.models.registry.deferred) that loads Keras on its first
+    ``losses`` call."""
+
+    input_length: int
+    calibration_losses: np.ndarray
+
+    def losses(self, signals: np.ndarray) -> np.ndarray:
+        """Per-beat loss (n,) float64 of beats (n, input_length)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -38,7 +51,7 @@ class Judge:
     """
 
     model_version: int
-    detector: AutoencoderDetector
+    detector: PopulationDetector
     threshold_version: int
     threshold: float
     baseline: str = "population"
@@ -51,12 +64,13 @@ def score_beats(judge: Judge, beats: ValidBeats) -> ScoredBeats:
 
     ``loss`` is the autoencoder's loss, or a patient model's combined score for the beats it
     judged; ``threshold``, ``threshold_version`` and ``baseline`` (n,) say what judged each beat.
+    The autoencoder sees only the beats it judges: a batch of none leaves a deferred one unloaded.
     """
     n = len(beats)
     own = patient_model_masks(judge, beats)
     by_autoencoder = ~np.logical_or.reduce([*own.values(), np.zeros(n, dtype=bool)])
     loss = np.zeros(n, dtype=np.float64)
-    if by_autoencoder.all():  # the usual case: no batch-sized copy of the samples
+    if n and by_autoencoder.all():  # the usual case: no batch-sized copy of the samples
         loss = judge.detector.losses(beats.signals)
     elif by_autoencoder.any():
         loss[by_autoencoder] = judge.detector.losses(beats.signals[by_autoencoder])

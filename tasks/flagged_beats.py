@@ -30,7 +30,6 @@ from ecgmon import recordings as rec
 from ecgmon.models.patient.pictures import cut_beat, plot_beat_in_context
 from ecgmon.models.registry.patients import load_patient_artifacts
 from ecgmon.models.registry.versions import get_version, load_detector
-from ecgmon.report.figures import beat_figure
 from ecgmon.settings import Settings
 from ecgmon.sources.parquet import beats_by_id
 from ecgmon.storage.batches import top_flagged_beats
@@ -83,6 +82,9 @@ def draw_parquet_beats(
 ) -> list[BeatPicture]:
     """A PNG per flagged beat of a Parquet source: the beat read back from its file by record id
     and the reconstruction of what judged it."""
+    # matplotlib loads when a picture is drawn, not with the score flow: most runs draw none
+    from ecgmon.report.figures import beat_figure
+
     signals = beats_by_id(path, [str(b["record_id"]) for b in beats])
     models: dict[str, object] = {}
     pictures = []

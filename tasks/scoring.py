@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 from prefect import get_run_logger, task
@@ -17,16 +18,13 @@ from sqlalchemy.engine import Engine
 from ecgmon.drift import DriftAccumulator
 from ecgmon.errors import SourceNotFoundError
 from ecgmon.memory import release_freed_buffers
+from ecgmon.models.registry.deferred import DeferredDetector, deferred_detector
 from ecgmon.models.registry.patients import active_patient_models, active_patient_thresholds
-from ecgmon.models.registry.versions import (
-    active_threshold,
-    champion_version,
-    get_version,
-    load_detector,
-)
+from ecgmon.models.registry.versions import active_threshold, champion_version, get_version
 from ecgmon.models.scoring import Judge, autoencoder_losses, score_beats
 from ecgmon.pipeline import StageTimes, run_pipeline
 from ecgmon.progress import step
+from ecgmon.recordings import is_wfdb_folder, list_records
 from ecgmon.records import WHOLE_FILE_REASONS, RawBatch, ScoredBeats, as_objects
 from ecgmon.settings import Settings
 from ecgmon.sources import Source, bound_window, empty_source_hint, open_source
@@ -88,11 +86,12 @@ def check_score_inputs(
 
 
 def load_judge(settings: Settings, ref: JudgeRef) -> Judge:
-    """Load the detector of a reference (checking its artifact sha256), the active per-patient
-    thresholds of its model version and every patient's active model for its input length
-    (each artifact checked against its sha256 too)."""
+    """The judge of a reference: its detector (artifact checked against its sha256 now, Keras
+    loaded when a beat first needs it: ``DeferredDetector``), the active per-patient thresholds
+    of its model version and every patient's active model for its input length (each artifact
+    checked against its sha256 too)."""
     engine = create_db_engine(settings.database_url_plain)
-    detector = load_detector(engine, ref.model_version, settings.model_store)
+    detector = deferred_detector(engine, ref.model_version, settings.model_store)
     patients = active_patient_thresholds(engine, ref.model_version)
     models = active_patient_models(engine, detector.input_length, settings.model_store)
     if models:
@@ -237,6 +236,8 @@ def score_new_records(
     def load() -> Judge:
         started = time.perf_counter()
         judge = load_judge(settings, ref)
+        if isinstance(judge.detector, DeferredDetector) and needs_autoencoder(judge, source_spec):
+            judge.detector.load()  # here, while the first batches are read
         loaded.append(time.perf_counter() - started)
         return judge
 
@@ -254,6 +255,16 @@ def score_new_records(
             counts = score_batches(settings, source, judge, run_id, batches, held)
     counts.stage_seconds["load_model"] = loaded[0] if loaded else 0.0
     return counts
+
+
+def needs_autoencoder(judge: Judge, source_spec: str) -> bool:
+    """Whether a run over ``source_spec`` is expected to need the population autoencoder: always,
+    except for a WFDB folder whose every record (patient) has its own model. Only when the model
+    loads depends on it: a beat the autoencoder judges after all loads it then."""
+    folder = Path(source_spec)
+    if not is_wfdb_folder(folder):
+        return True
+    return not {header.stem for header in list_records(folder)} <= set(judge.patient_models)
 
 
 def skip_scored_rows(

@@ -113,7 +113,11 @@ def load_through_folder(
 ) -> T:
     """Read the files ``names`` under ``uri``, refused unless their sha256 matches, into a local
     folder and ``load`` from it."""
-    files = read_verified_files(uri, names, expected_sha256)
+    return load_from_files(load, read_verified_files(uri, names, expected_sha256))
+
+
+def load_from_files(load: Callable[[Path], T], files: dict[str, bytes]) -> T:
+    """``load`` from a local folder holding ``files`` ({name: bytes}, already verified)."""
     with tempfile.TemporaryDirectory() as tmp:
         for name, data in files.items():
             (Path(tmp) / name).write_bytes(data)
