@@ -48,9 +48,8 @@ def neurokit_clean(signal: np.ndarray, fs: float) -> np.ndarray:
 
 def band_clean(signal: np.ndarray, fs: float, low: float, high: float, order: int) -> np.ndarray:
     """NeuroKit2's causal Butterworth band-pass ('butterworth_zi') of ``signal`` (n,), NaNs
-    filled first: started
-    from the steady state of the signal's mean. Pan-Tompkins cleaning is (5, 15) Hz order 1,
-    Elgendi's (8, 20) Hz order 2."""
+    filled first, started from the steady state of the signal's mean. Pan-Tompkins cleaning is
+    (5, 15) Hz order 1, Elgendi's (8, 20) Hz order 2."""
     signal = fill_missing(signal)
     sos = butter(order, sorted([low, high]), btype="bandpass", output="sos", fs=fs)
     return sosfilt(sos, signal, zi=sosfilt_zi(sos) * np.mean(signal))[0]
