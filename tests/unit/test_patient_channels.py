@@ -111,8 +111,10 @@ def test_atrial_waves_outside_the_ventricular_complex_are_not_called_ventricular
     # flutter-like atrial waves where the beat's own P wave was, and the next beat's P wave
     # arriving early at a fast, varying rate: neither belongs to the ventricular complex
     beats -= 0.2 * wave(-0.18, 0.03)
-    beats += 0.4 * np.sin(2 * np.pi * 5 * SECONDS + rng.uniform(0, 2 * np.pi, (60, 1))) * (
-        SECONDS < -0.16
+    beats += (
+        0.4
+        * np.sin(2 * np.pi * 5 * SECONDS + rng.uniform(0, 2 * np.pi, (60, 1)))
+        * (SECONDS < -0.16)
     )
     beats += 0.5 * wave(rng.uniform(0.36, 0.42, (60, 1)), 0.03)
     beats[30] += 0.8 * wave(0.03, 0.06)  # one wide QRS: ventricular
