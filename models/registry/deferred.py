@@ -18,13 +18,8 @@ import numpy as np
 from sqlalchemy.engine import Engine
 
 from ecgmon.models.autoencoder.detector import METADATA_FILE, AutoencoderDetector
-from ecgmon.models.registry.store import (
-    ARTIFACT_FILES,
-    confine_to_store,
-    load_from_files,
-    read_verified_files,
-)
-from ecgmon.models.registry.versions import get_version
+from ecgmon.models.registry.store import load_from_files
+from ecgmon.models.registry.versions import verified_artifact_files
 
 
 class DeferredDetector:
@@ -63,7 +58,4 @@ class DeferredDetector:
 def deferred_detector(engine: Engine, version: int, store: str) -> DeferredDetector:
     """A version's detector, its artifact confined to ``store`` and checked against its sha256
     now, its model loaded on first use."""
-    row = get_version(engine, version)
-    confine_to_store(row["artifact_uri"], store)
-    files = read_verified_files(row["artifact_uri"], ARTIFACT_FILES, row["artifact_sha256"])
-    return DeferredDetector(files)
+    return DeferredDetector(verified_artifact_files(engine, version, store))

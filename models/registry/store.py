@@ -127,8 +127,3 @@ def load_from_files(load: Callable[[Path], T], files: dict[str, bytes]) -> T:
 def save_artifacts(detector: AutoencoderDetector, store: str) -> tuple[str, str]:
     """Write a detector's artifacts once in ``store``; returns (their URI, their sha256)."""
     return save_through_folder(detector.save, store, ARTIFACT_FILES)
-
-
-def load_artifacts(uri: str, expected_sha256: str) -> AutoencoderDetector:
-    """Read a version's artifacts, refuse them unless their sha256 matches, load in safe mode."""
-    return load_through_folder(AutoencoderDetector.load, uri, ARTIFACT_FILES, expected_sha256)

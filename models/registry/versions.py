@@ -14,8 +14,10 @@ from ecgmon.clock import utcnow
 from ecgmon.errors import ConfigurationError, ModelNotFoundError, NoChampionError
 from ecgmon.models.autoencoder.detector import AutoencoderDetector
 from ecgmon.models.registry.store import (
+    ARTIFACT_FILES,
     confine_to_store,
-    load_artifacts,
+    load_from_files,
+    read_verified_files,
     save_artifacts,
 )
 from ecgmon.models.thresholds import Threshold
@@ -269,13 +271,20 @@ def active_threshold(
     )
 
 
-def load_detector(engine: Engine, version: int, store: str) -> AutoencoderDetector:
-    """Load a version's detector from its recorded artifact location, checking its sha256 and
-    refusing a location outside the model ``store`` (a registry row is not trusted to point
-    anywhere)."""
+def verified_artifact_files(engine: Engine, version: int, store: str) -> dict[str, bytes]:
+    """A version's artifact files ({name: bytes}) read from its recorded location, refused when
+    that is outside the model ``store`` (a registry row is not trusted to point anywhere) or when
+    their sha256 does not match the recorded one."""
     row = get_version(engine, version)
     confine_to_store(row["artifact_uri"], store)
-    return load_artifacts(row["artifact_uri"], row["artifact_sha256"])
+    return read_verified_files(row["artifact_uri"], ARTIFACT_FILES, row["artifact_sha256"])
+
+
+def load_detector(engine: Engine, version: int, store: str) -> AutoencoderDetector:
+    """Load a version's detector from its verified artifact files (``verified_artifact_files``)."""
+    return load_from_files(
+        AutoencoderDetector.load, verified_artifact_files(engine, version, store)
+    )
 
 
 def _require_version(conn: Connection, version: int) -> dict:
